@@ -1,0 +1,16 @@
+"""haan_core: HAAN (Wang, Liu, Pei, Xu; Sensors 2023) as a small, tested PyTorch package.
+
+Modules, in the order of the paper:
+  datasets    the data shape HAAN reads, and the embedded synthetic default
+  models      GAN and LAN (Section 3.1-3.2, eqs. 8-9) and the fusion of eq. 7
+  similarity  GCM (eq. 10) and LCM (eqs. 11-15)
+  losses      AWL (eqs. 16-24) and the triplet loss TRI
+  train       the recipe of Section 4.2.3
+  metrics     mAP (eq. 25), precision@k, precision-recall curves
+  config      Table 2's parameters and the variants of Table 5
+"""
+from .config import DATASET_RECIPES, VARIANTS, HAANConfig
+from .errors import HAANInputError
+
+__all__ = ["HAANConfig", "VARIANTS", "DATASET_RECIPES", "HAANInputError"]
+__version__ = "0.1.0"

@@ -1,0 +1,86 @@
+"""Where a measured number comes from, and writing results so nothing is half-written."""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import subprocess
+import tempfile
+from pathlib import Path
+
+import torch
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """"auto": CUDA when present, else CPU. Anything else is passed to torch.device."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError as e:
+        raise ValueError(f"unknown device {name!r}: use 'auto', 'cpu' or 'cuda'") from e
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available: "
+                         "use --device auto or --device cpu")
+    return dev
+
+
+def device_description(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(dev)})"
+    return f"cpu ({platform.processor() or platform.machine()}, " \
+           f"{torch.get_num_threads()} threads)"
+
+
+def git_commit() -> dict:
+    """The commit of the haan_core checkout, and whether it had uncommitted changes."""
+    def run(*args):
+        return subprocess.run(["git", *args], cwd=PACKAGE_DIR, capture_output=True,
+                              text=True, timeout=10)
+    try:
+        head = run("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return {"commit": None, "dirty": None}
+        dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+        return {"commit": head.stdout.strip(), "dirty": dirty}
+    except (OSError, subprocess.SubprocessError):
+        return {"commit": None, "dirty": None}
+
+
+def provenance(config: dict, dev: torch.device, wall_seconds: float | None = None) -> dict:
+    return {**git_commit(), "config": config, "seed": config.get("seed"),
+            "device": device_description(dev), "torch": torch.__version__,
+            "python": platform.python_version(),
+            "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "wall_seconds": wall_seconds}
+
+
+def atomic_write(path, write) -> Path:
+    """Call ``write(tmp_path)`` then rename into place: readers see all or nothing."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_json(path, obj) -> Path:
+    def write(tmp):
+        with open(tmp, "w") as f:
+            json.dump(obj, f, indent=2, sort_keys=False)
+            f.write("\n")
+    return atomic_write(path, write)
+
+
+def save_torch(path, obj) -> Path:
+    return atomic_write(path, lambda tmp: torch.save(obj, tmp))

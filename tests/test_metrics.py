@@ -1,0 +1,80 @@
+"""mAP (eq. 25), precision@k and PR curves against explicit loops."""
+import pytest
+import torch
+
+from haan_core.metrics import (average_precision, chance_map, mean_average_precision,
+                               pr_curve, precision_at_k, retrieval_scores)
+
+from . import reference as ref
+
+
+def _case(seed, Q=9, G=13, classes=4, decimals=1):
+    g = torch.Generator().manual_seed(seed)
+    sim = torch.round(torch.rand(Q, G, generator=g) * 10 ** decimals) / 10 ** decimals  # ties
+    ql = torch.randint(classes, (Q,), generator=g)
+    gl = torch.randint(classes, (G,), generator=g)
+    return sim, ql, gl
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("k", [None, 1, 3, 13])
+def test_map_equals_loop_with_ties(seed, k):
+    sim, ql, gl = _case(seed)
+    expected = ref.mean_average_precision(sim.tolist(), ql.tolist(), gl.tolist(), k)
+    assert mean_average_precision(sim, ql, gl, k) == pytest.approx(expected, abs=1e-12)
+
+
+def test_ties_keep_gallery_order():
+    sim = torch.zeros(1, 4)                      # everything tied
+    gl = torch.tensor([1, 0, 0, 0])
+    # stable order: the relevant item (label 0) first appears at rank 2
+    assert mean_average_precision(sim, torch.tensor([0]), gl, k=2) == pytest.approx(0.5)
+    assert mean_average_precision(sim, torch.tensor([1]), gl, k=2) == pytest.approx(1.0)
+
+
+def test_query_without_relevant_items_scores_zero():
+    sim = torch.rand(2, 5)
+    aps = average_precision(sim, torch.tensor([7, 0]), torch.tensor([0, 1, 0, 1, 2]))
+    assert float(aps[0]) == 0.0 and float(aps[1]) > 0
+
+
+def test_perfect_and_worst_rankings():
+    labels = torch.tensor([0, 0, 1, 1])
+    perfect = (labels[:, None] == labels[None, :]).float()
+    assert retrieval_scores(perfect, labels, labels)["avg"] == pytest.approx(1.0)
+    # relevant items last: AP = mean of 1/3, 2/4
+    assert mean_average_precision(1 - perfect, labels, labels) == pytest.approx((1/3 + 2/4) / 2)
+
+
+def test_precision_at_k_equals_loop():
+    sim, ql, gl = _case(7, decimals=3)
+    for k in (1, 4, 13):
+        expected = 0.0
+        for row, q in zip(sim.tolist(), ql.tolist()):
+            order = sorted(range(len(row)), key=lambda j: -row[j])[:k]
+            expected += sum(gl[j] == q for j in order) / k
+        assert precision_at_k(sim, ql, gl, k) == pytest.approx(expected / len(ql))
+
+
+def test_pr_curve_equals_loop():
+    sim, ql, gl = _case(3, decimals=3)
+    levels, prec = pr_curve(sim, ql, gl, recall_levels=[0.0, 0.25, 0.5, 0.75, 1.0])
+    per_query = []
+    for row, q in zip(sim.tolist(), ql.tolist()):
+        order = sorted(range(len(row)), key=lambda j: -row[j])
+        rel = [gl[j] == q for j in order]
+        if not any(rel):
+            continue
+        pts, hits = [], 0
+        for r, is_rel in enumerate(rel, start=1):
+            hits += is_rel
+            pts.append((hits / sum(rel), hits / r))          # (recall, precision)
+        per_query.append([max(p for rc, p in pts if rc >= lv - 1e-12) for lv in levels.tolist()])
+    expected = torch.tensor(per_query, dtype=torch.float64).mean(0)
+    torch.testing.assert_close(prec, expected)
+    assert float(prec[-1]) <= float(prec[0])
+
+
+def test_chance_level_matches_class_balance():
+    labels = torch.arange(200) % 10
+    assert 0.08 < chance_map(labels, labels) < 0.16

@@ -1,0 +1,76 @@
+"""GCM (eq. 10) and LCM (eqs. 11-15) against explicit loops."""
+import pytest
+import torch
+
+from haan_core.similarity import gcm, lcm, lcm_attention
+
+from . import reference as ref
+
+
+def _rand(*shape, seed=0, dtype=torch.float64):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=dtype)
+
+
+def test_gcm_equals_loop():
+    img, txt = _rand(5, 7, seed=1), _rand(4, 7, seed=2)
+    expected = torch.tensor(ref.gcm(img.tolist(), txt.tolist()), dtype=torch.float64)
+    torch.testing.assert_close(gcm(img, txt), expected)
+
+
+def _local_inputs(seed=0, N=4, M=5, alpha=3, beta=6, d=8, dtype=torch.float64):
+    patches = _rand(N, alpha, d, seed=seed, dtype=dtype)
+    words = _rand(M, beta, d, seed=seed + 1, dtype=dtype)
+    lengths = torch.tensor([6, 1, 3, 4, 2][:M])
+    return patches, words, lengths
+
+
+@pytest.mark.parametrize("lam", [9.0, 1.0, 0.0])
+def test_lcm_equals_loop(lam):
+    patches, words, lengths = _local_inputs()
+    expected = torch.tensor(ref.lcm(patches.tolist(), words.tolist(), lengths.tolist(), lam),
+                            dtype=torch.float64)
+    torch.testing.assert_close(lcm(patches, words, lengths, lam=lam), expected,
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_lcm_ignores_padding():
+    """Words at positions >= length must not influence the result, whatever they hold."""
+    patches, words, lengths = _local_inputs(seed=3)
+    noisy = words.clone()
+    pad = torch.arange(words.shape[1])[None, :] >= lengths[:, None]
+    noisy[pad] = _rand(int(pad.sum()), words.shape[2], seed=99) * 50
+    torch.testing.assert_close(lcm(patches, words, lengths), lcm(patches, noisy, lengths))
+    # and it does depend on the real words
+    changed = words.clone()
+    changed[0, 0] += 1.0
+    assert not torch.allclose(lcm(patches, words, lengths)[:, 0],
+                              lcm(patches, changed, lengths)[:, 0])
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, None])
+def test_lcm_chunking_does_not_change_the_result(chunk):
+    patches, words, lengths = _local_inputs(seed=4, N=7)
+    full = lcm(patches, words, lengths, chunk_size=100)
+    torch.testing.assert_close(lcm(patches, words, lengths, chunk_size=chunk), full)
+
+
+def test_lcm_float32_and_gradients():
+    patches, words, lengths = _local_inputs(seed=5, dtype=torch.float32)
+    patches.requires_grad_(True)
+    words.requires_grad_(True)
+    out = lcm(patches, words, lengths)
+    assert out.dtype == torch.float32 and out.shape == (4, 5)
+    out.sum().backward()
+    assert torch.isfinite(patches.grad).all() and patches.grad.abs().sum() > 0
+    pad = torch.arange(words.shape[1])[None, :] >= lengths[:, None]
+    assert (words.grad[pad] == 0).all()      # padding receives no gradient
+    assert words.grad[~pad].abs().sum() > 0
+
+
+def test_attention_is_a_distribution_over_real_words():
+    patches, words, lengths = _local_inputs(seed=6)
+    U, A = lcm_attention(patches, words, lengths)
+    pad = torch.arange(words.shape[1])[None, :] >= lengths[:, None]
+    assert (A.transpose(1, 2)[:, :, pad] == 0).all()   # (N, alpha, M, beta)
+    torch.testing.assert_close(A.sum(-1), torch.ones(A.shape[:-1], dtype=A.dtype))
+    assert U.abs().max() <= 1 + 1e-9
