@@ -136,6 +136,8 @@ def make_synthetic(seed: int = 0, n_scene: int = 5, n_object: int = 5, n_train: 
     obj_rows = torch.nonzero(~is_scene[labels]).squeeze(1)
     where = torch.rand(len(obj_rows), alpha, generator=g).argsort(dim=1)[:, :object_patches]
     obj_class = labels[obj_rows] - n_scene
+    object_patch = torch.zeros(N, alpha, dtype=torch.bool)
+    object_patch[obj_rows[:, None], where] = True
     patch_feats[obj_rows[:, None], where] = (
         o_proto[obj_class][:, None, :]
         + patch_noise * torch.randn(len(obj_rows), object_patches, feat_dim, generator=g))
@@ -174,7 +176,8 @@ def make_synthetic(seed: int = 0, n_scene: int = 5, n_object: int = 5, n_train: 
                      f"classes told apart only by the global feature, {n_object} object "
                      "classes told apart only by object patches; no real images or texts."),
         meta={"seed": seed, "scene_classes": list(range(n_scene)),
-              "object_classes": list(range(n_scene, C))})
+              "object_classes": list(range(n_scene, C)),
+              "object_patch": object_patch})           # (N, alpha): which patches hold the object
 
 
 def load_synthetic(cfg) -> PairedData:

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import torch
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .config import HAANConfig
 from .datasets import PairedData, load_dataset

@@ -1,0 +1,47 @@
+"""Numbers REPORTED in the paper (Tables 3, 4, 6), as pandas tables.
+
+Every table returned here carries ``attrs["source"] = "reported"``; measured tables carry
+"measured". The book never mixes the two: see :mod:`haan_core.tables`.
+"""
+from __future__ import annotations
+
+from importlib import resources
+
+import pandas as pd
+
+FILES = {"table3": "table3_reported_map.csv",
+         "table4": "table4_reported_training_seconds.csv",
+         "table6": "table6_reported_ablation_map.csv"}
+
+# dataset names of haan_core -> column prefixes of the CSVs
+COLUMN_PREFIX = {"corel5k": "corel5k", "pascal": "pascal", "wiki": "wiki"}
+DATASET_TITLES = {"corel5k": "Corel 5K", "pascal": "Pascal Sentence", "wiki": "Wiki",
+                  "synthetic": "synthetic (embedded)"}
+
+
+def load(table: str) -> pd.DataFrame:
+    """A reported table: "table3" (mAP), "table4" (training seconds), "table6" (ablation)."""
+    if table not in FILES:
+        raise ValueError(f"unknown reported table {table!r}; known: {sorted(FILES)}")
+    with resources.files("haan_core.paper_tables").joinpath(FILES[table]).open() as f:
+        df = pd.read_csv(f)
+    df.attrs["source"] = "reported"
+    return df
+
+
+def reported_map(dataset: str) -> pd.DataFrame:
+    """Reported I2T/T2I/AVG on one dataset for every method of Tables 3 and 6, indexed by
+    method name. Empty for a dataset the paper did not use (e.g. the synthetic one)."""
+    if dataset not in COLUMN_PREFIX:
+        return pd.DataFrame(columns=["i2t", "t2i", "avg", "table"]).rename_axis("method")
+    p = COLUMN_PREFIX[dataset]
+    rows = []
+    for name, key in (("Table 3", "table3"), ("Table 6", "table6")):
+        df = load(key)
+        method_col = "method" if "method" in df else "model"
+        for _, r in df.iterrows():
+            rows.append({"method": r[method_col], "i2t": r[f"{p}_i2t"], "t2i": r[f"{p}_t2i"],
+                         "avg": r[f"{p}_avg"], "table": name})
+    out = pd.DataFrame(rows).drop_duplicates("method").set_index("method")
+    out.attrs["source"] = "reported"
+    return out

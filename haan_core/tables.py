@@ -1,0 +1,85 @@
+"""Tables for the book: measured numbers beside reported ones, never mixed up.
+
+A measured table comes from runs of this code and carries their provenance; a reported
+table comes from the paper (:mod:`haan_core.reported`). :func:`compare` puts them side by
+side, under column labels that say which is which, with the difference
+(measured - reported) where the paper reports the same method on the same dataset.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from .reported import DATASET_TITLES, reported_map
+
+METRICS = {"i2t": "I2T", "t2i": "T2I", "avg": "AVG"}
+
+
+def measured_map(runs: dict) -> pd.DataFrame:
+    """{method: Run} -> measured I2T/T2I/AVG indexed by method."""
+    df = pd.DataFrame({m: r.scores for m, r in runs.items()}).T.rename_axis("method")
+    df.attrs["source"] = "measured"
+    return df[list(METRICS)]
+
+
+def compare(measured: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Measured mAP next to the paper's mAP for the same method and dataset.
+
+    Columns are (metric, "measured" | "reported" | "difference"); reported and difference
+    are empty where the paper has no such number (e.g. on the synthetic dataset)."""
+    reported = reported_map(dataset)
+    cols = {}
+    for key, title in METRICS.items():
+        rep = reported[key].reindex(measured.index) if len(reported) else \
+            pd.Series(float("nan"), index=measured.index)
+        cols[(title, "measured")] = measured[key]
+        cols[(title, "reported")] = rep
+        cols[(title, "difference")] = measured[key] - rep
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["", "source"])
+    out.attrs["dataset"] = dataset
+    return out
+
+
+def style_best(df: pd.DataFrame, caption: str | None = None, fmt: str = "{:.4f}"):
+    """Bold the best value of each measured/reported column, as the paper does."""
+    def bold(col):
+        if isinstance(col.name, tuple) and col.name[-1] == "difference":
+            return [""] * len(col)
+        best = col.max()
+        return ["font-weight: bold" if pd.notna(v) and v == best else "" for v in col]
+    styler = df.style.apply(bold, axis=0).format(fmt, na_rep="–")
+    if caption:
+        styler = styler.set_caption(caption)
+    return styler
+
+
+def reported_table3() -> pd.DataFrame:
+    """The paper's Table 3 with a (dataset, metric) column header, as printed."""
+    from .reported import load
+    df = load("table3").set_index("method")
+    cols = {}
+    for ds in ("corel5k", "pascal", "wiki"):
+        for key, title in METRICS.items():
+            cols[(DATASET_TITLES[ds], title)] = df[f"{ds}_{key}"]
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(out.columns)
+    out.index = [f"{'∘' if k == 'traditional' else '•'} {m} ({y})"
+                 for m, k, y in zip(df.index, df["kind"], df["year"])]
+    out.attrs["source"] = "reported"
+    return out
+
+
+def provenance_table(runs: dict) -> pd.DataFrame:
+    """Where each measured number comes from: one row per run."""
+    rows = []
+    for method, run in runs.items():
+        p = run.result["provenance"]
+        c = p["config"]
+        rows.append({"method": method, "dataset": c["dataset"], "seed": p["seed"],
+                     "epochs": c["epochs"], "batch": c["batch_size"], "rho": c["rho"],
+                     "upsilon1:upsilon2": f"{c['upsilon1']:g}:{c['upsilon2']:g}",
+                     "device": p["device"],
+                     "commit": (p["commit"] or "none")[:10] + ("+dirty" if p["dirty"] else ""),
+                     "trained (UTC)": p["time_utc"], "train s": round(p["wall_seconds"], 1),
+                     "best epoch": run.result["best_epoch"] + 1})
+    return pd.DataFrame(rows).set_index("method")
