@@ -1,11 +1,17 @@
-# HAAN companion. `make test` runs the tests, `make demo` trains HAAN on the embedded data.
+# HAAN companion.
+#   make book   set up, execute every notebook (papermill), build the HTML book
+#   make test   the test suite: unit tests, nbval over the executed notebooks,
+#               a re-execution with new parameters, and a headless-browser check
+#   make demo   train HAAN, HAAN-GCM and HAAN-LCM on the embedded data; print the table
 # Everything installs into ./.venv on first use (Python 3.11, pinned requirements.txt).
 PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+MATHJAX_VERSION := 3.2.2
+MATHJAX := .tools/node_modules/mathjax/es5/tex-chtml.js
 
-.PHONY: setup test demo clean
+.PHONY: setup book test demo clean
 
 setup: $(STAMP)
 
@@ -16,11 +22,20 @@ $(STAMP): requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
-test: setup
-	$(PY) -m pytest
+$(MATHJAX):
+	npm install --prefix .tools --no-audit --no-fund --silent mathjax@$(MATHJAX_VERSION)
+
+book: setup $(MATHJAX)
+	$(PY) -m haan_core.book run
+	$(PY) -m haan_core.book build
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test: book
+	$(PY) -m pytest tests book/notebooks --nbval --nbval-current-env \
+	    --nbval-sanitize-with tests/nbval_sanitize.cfg
 
 demo: setup
 	$(PY) -m haan_core demo
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) .tools .pytest_cache _build book/notebooks book/_static/mathjax runs

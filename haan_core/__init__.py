@@ -8,6 +8,13 @@ Modules, in the order of the paper:
   train       the recipe of Section 4.2.3
   metrics     mAP (eq. 25), precision@k, precision-recall curves
   config      Table 2's parameters and the variants of Table 5
+
+and for the book:
+  runs        trained runs cached on disk, keyed by configuration and method code
+  reported    the paper's reported Tables 3, 4 and 6 (labelled "reported")
+  tables      measured numbers beside reported ones
+  experiments what the notebooks call
+  book        `python -m haan_core.book run|build|list`: papermill and Jupyter Book
 """
 from .config import DATASET_RECIPES, VARIANTS, HAANConfig
 from .errors import HAANInputError

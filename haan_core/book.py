@@ -95,7 +95,8 @@ def run_notebook(name: str, parameters: dict | None = None, force: bool = False,
     atomic_write(out, lambda tmp: nbformat.write(executed, tmp))
     atomic_write(stamp_file, lambda tmp: Path(tmp).write_text(json.dumps(
         {"stamp": stamp, "parameters": parameters}, default=str)))
-    log(f"{name}: done in {time.perf_counter() - start:.0f} s -> {out.relative_to(REPO)}")
+    shown = out.relative_to(REPO) if out.resolve().is_relative_to(REPO) else out
+    log(f"{name}: done in {time.perf_counter() - start:.0f} s -> {shown}")
     return out
 
 

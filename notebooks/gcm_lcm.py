@@ -50,8 +50,7 @@ data = load_dataset(cfg)
 run = cached_train(cfg, cache_dir=cache_dir, data=data)
 model = run.model(data).cpu()
 print(f"data: {data_label(cfg)}")
-print(f"trained HAAN: test AVG mAP {run.scores['avg']:.4f} (measured), "
-      f"{'loaded from the cache' if run.from_cache else 'trained now'}")
+print(f"trained HAAN: test AVG mAP {run.scores['avg']:.4f} (measured)")
 
 # %% [markdown]
 # ## The features (Section 3.2)

@@ -1,0 +1,139 @@
+"""The book: notebooks re-run with new parameters, and built pages load in a browser.
+
+nbval itself validates the executed notebooks (book/notebooks/*.ipynb): `make test`
+passes them to pytest with --nbval and tests/nbval_sanitize.cfg.
+"""
+import functools
+import http.server
+import json
+import re
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+from haan_core.book import NOTEBOOKS, NOTEBOOK_DIR, parse_parameters, run_notebook
+
+ROOT = Path(__file__).resolve().parents[1]
+HTML = ROOT / "_build" / "html"
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_every_notebook_starts_with_one_parameters_cell():
+    for name in NOTEBOOKS:
+        nb = jupytext.read(NOTEBOOK_DIR / f"{name}.py")
+        tagged = [i for i, c in enumerate(nb.cells) if "parameters" in c.metadata.get("tags", [])]
+        assert tagged == [0], f"{name}: parameters cell at {tagged}, expected only the first"
+        assert "import haan_core" in jupytext.writes(nb, "py:percent") or \
+            "from haan_core" in jupytext.writes(nb, "py:percent")
+
+
+def test_parameters_are_read_as_yaml(tmp_path):
+    f = tmp_path / "p.yml"
+    f.write_text("seed: 1\nepochs: 4\n")
+    params = parse_parameters([("seed", "3"), ("rhos", "[0.2, 0.4]"), ("root", "null")], [f])
+    assert params == {"seed": 3, "epochs": 4, "rhos": [0.2, 0.4], "root": None}
+
+
+def _outputs(nb):
+    text = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text.append(out.get("text", ""))
+            text.extend(str(v) for v in out.get("data", {}).values())
+    return "\n".join(text)
+
+
+def test_table3_reexecutes_with_new_parameters(tmp_path):
+    """papermill re-runs Table 3 with other parameters; its tables reflect them."""
+    params = {"seed": 3, "epochs": 2, "variants": ["HAAN-GCM", "HAAN"],
+              "cache_dir": str(tmp_path / "cache")}
+    out = run_notebook("table3", params, out_dir=tmp_path, log=lambda *_: None)
+    nb = nbformat.read(out, as_version=4)
+    text = _outputs(nb)
+    assert "seed 3, 2 epochs" in text                      # the caption of the measured table
+    assert "HAAN-GCM" in text and "HAAN-LCM-AWL" not in text   # only the variants asked for
+    # provenance rows: one per run, with the seed and epochs asked for
+    runs = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*/result.json")]
+    assert sorted(r["variant"] for r in runs) == ["HAAN", "HAAN-GCM"]
+    assert all(r["provenance"]["seed"] == 3 and len(r["val_history"]) == 2 for r in runs)
+    # the glued prose number is the measured HAAN AVG of this run
+    glued = [o for c in nb.cells for o in c.get("outputs", [])
+             if "t3_haan_avg" in json.dumps(o.get("metadata", {}))]
+    haan = next(r for r in runs if r["variant"] == "HAAN")
+    assert glued and f"{haan['avg']}"[:6] in json.dumps(glued[0]["data"])
+
+
+# ---------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="module")
+def server():
+    if not (HTML / "index.html").exists():
+        pytest.skip("the book is not built: run `make book`")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(HTML))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+
+
+HARNESS = """<!doctype html><html><body><pre id="result">pending</pre>
+<iframe id="f" src="{page}" style="width:1200px;height:900px"></iframe>
+<script>
+function check(tries) {{
+  var d = document.getElementById('f').contentDocument;
+  var math = d ? d.querySelectorAll('mjx-container').length : 0;
+  var imgs = d ? Array.from(d.querySelectorAll('img')) : [];
+  var ready = d && d.readyState === 'complete' && imgs.every(i => i.complete);
+  if ((ready && (math > 0 || tries > 40)) || tries > 80) {{
+    document.getElementById('result').textContent = JSON.stringify({{
+      math: math,
+      mathErrors: d ? d.querySelectorAll('mjx-merror').length : -1,
+      images: imgs.length,
+      loaded: imgs.filter(i => i.naturalWidth > 0).length,
+      title: d ? d.title : ''}});
+  }} else {{ setTimeout(function () {{ check(tries + 1); }}, 250); }}
+}}
+window.onload = function () {{ check(0); }};
+</script></body></html>"""
+
+
+def _inspect(server, page, tmp_path):
+    harness = HTML / f"_harness_{page.replace('/', '_')}.html"
+    harness.write_text(HARNESS.format(page="/" + page))
+    try:
+        proc = subprocess.run(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu",
+             "--disable-background-networking", "--disable-component-update",
+             "--disable-sync", "--no-first-run", "--disable-quic",
+             f"--user-data-dir={tmp_path / 'profile'}",
+             # no network: every request that is not to this machine goes to a dead proxy
+             "--proxy-server=http://127.0.0.1:9", "--virtual-time-budget=30000",
+             "--dump-dom", f"{server}/{harness.name}"],
+            capture_output=True, text=True, timeout=120)
+    finally:
+        harness.unlink()
+    m = re.search(r'<pre id="result">(.*?)</pre>', proc.stdout, re.S)
+    assert m and m.group(1) != "pending", proc.stderr[-2000:]
+    return json.loads(m.group(1).replace("&quot;", '"'))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install chromium")
+@pytest.mark.parametrize("page,min_math,min_images", [
+    ("book/notebooks/gcm_lcm.html", 5, 2),
+    ("book/notebooks/awl.html", 5, 2),
+    ("book/notebooks/figure5.html", 0, 1),
+    ("book/notebooks/figure7.html", 1, 1),
+    ("book/intro.html", 2, 0),
+])
+def test_pages_render_math_and_figures_offline(server, page, min_math, min_images, tmp_path):
+    got = _inspect(server, page, tmp_path)
+    assert got["math"] >= min_math, got
+    assert got["mathErrors"] == 0, got
+    assert got["images"] >= min_images and got["loaded"] == got["images"], got
+    assert "HAAN" in got["title"], got
