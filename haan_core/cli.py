@@ -98,6 +98,17 @@ def cmd_demo(ns) -> int:
     return 0
 
 
+def cmd_data(ns) -> int:
+    import json
+
+    from .corpora import load_corpus
+    if ns.data_command == "check":
+        corpus = load_corpus(ns.name, ns.root)
+        print(json.dumps(corpus.summary(), indent=2, default=str))
+        return 0
+    raise HAANInputError(f"unknown data command {ns.data_command!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m haan_core",
                                 description="HAAN (Wang et al., Sensors 2023), runnable.")
@@ -108,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help=f"train {', '.join(DEMO_VARIANTS)} and print the table")
     add_config_flags(d, skip=("variant",))
     d.set_defaults(out=None)
+    data = sub.add_parser("data", help="the paper's datasets: check what a folder holds")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    chk = dsub.add_parser("check", help="print a JSON summary: pairs, classes, vocabulary, "
+                                        "splits and the problems found")
+    chk.add_argument("name", help="corel5k, pascal or wiki")
+    chk.add_argument("--root", required=True, help="the dataset's folder")
     return p
 
 
@@ -115,7 +132,7 @@ def main(argv=None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "demo": cmd_demo}[ns.command](ns)
+        return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data}[ns.command](ns)
     except (HAANInputError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -1,0 +1,109 @@
+"""The dataset loaders on the real copies (skipped when absent) and on a folder with quirks."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from haan_core import HAANInputError
+from haan_core.corpora import load_corel5k, load_pascal, load_wiki
+
+SHARED = Path(os.environ.get("HAAN_SHARED_DATA",
+                             Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def _real(name):
+    path = SHARED / name
+    if not path.is_dir():
+        pytest.skip(f"no real copy of {name} at {path} (set HAAN_SHARED_DATA)")
+    return path
+
+
+def _kinds(corpus):
+    return {p["kind"]: p for p in corpus.problems}
+
+
+def test_corel5k_reproduces_the_papers_counts():
+    c = load_corel5k(_real("corel5k"))
+    s = c.summary()
+    assert s["pairs"] == 4992 and s["classes"] == 50 and s["dictionary"] == 260
+    assert s["splits"] == {"train": 4493, "val": 250, "test": 249}
+    assert s["vocabulary"] == 260
+    k = _kinds(c)
+    assert "161092" in k["duplicate id"]["detail"]
+    assert k["image without a label line"]["ids"] == ["121060"]
+    assert len(set(c.ids)) == len(c.ids)                     # the duplicate is kept once
+    assert all(p.exists() for p in c.image_paths)
+
+
+def test_wiki_reproduces_the_papers_counts_and_reports_its_quirks():
+    c = load_wiki(_real("wiki"))
+    s = c.summary()
+    assert s["pairs"] == 2866 and s["classes"] == 10
+    assert s["splits"] == {"train": 2173, "val": 231, "test": 462}
+    k = _kinds(c)
+    assert "'Ab3150b0c" in k["stray character"]["detail"]
+    assert "only the global network" in k["no images"]["detail"]
+
+
+def test_pascal_split_is_stratified_and_seeded():
+    root = _real("pascal_sentence")
+    c = load_pascal(root, seed=0)
+    assert c.summary()["splits"] == {"train": 800, "val": 100, "test": 100}
+    for split in ("val", "test"):
+        per_class = [sum(c.labels[i] == k for i in c.splits[split]) for k in range(20)]
+        assert per_class == [5] * 20
+    assert load_pascal(root, seed=0).splits == c.splits
+    assert load_pascal(root, seed=1).splits["test"] != c.splits["test"]
+    assert "4 captions" in _kinds(c)["caption count"]["detail"]
+    assert sum(p is not None for p in c.image_paths) == 47
+
+
+def _write_corel(root: Path):
+    """A tiny Corel-layout folder with every quirk the real one has, and more."""
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "words").write_text("sky\nwater\ntiger\nonlytest\nonlytrain\n")
+    (root / "labels" / "training_label").write_text(
+        "100 1 3  \n101 2  \nx102 1 2\n103 5\n")          # stray 'x'; 103 only out-of-dict
+    (root / "labels" / "test_label").write_text("200 1 4\n200 1 4\n201 2 3\n")  # duplicate
+    for cd, ids in (("1", ["100", "101", "102", "200"]), ("2", ["103", "201", "999"])):
+        (root / "images" / cd).mkdir(parents=True)
+        for i in ids:
+            (root / "images" / cd / f"{i}.jpeg").write_bytes(b"\xff\xd8fake")
+    (root / "images" / "2" / "104.jpeg").write_bytes(b"")          # zero bytes
+
+
+def test_quirks_are_handled_and_reported(tmp_path):
+    _write_corel(tmp_path)
+    c = load_corel5k(tmp_path, n_val=1)
+    k = _kinds(c)
+    assert {"stray character", "duplicate id", "image without a label line",
+            "zero-byte image", "tagless image"} <= set(k)
+    assert "'x102' read as '102'" in k["stray character"]["detail"]
+    assert k["image without a label line"]["ids"] == ["104", "999"]
+    assert "1 images left with no dictionary tag" in k["tagless image"]["detail"]
+    assert c.ids == ["100", "101", "102", "200", "201"]
+    assert c.splits == {"train": [0, 1, 2], "val": [3], "test": [4]}
+    # the dictionary is the words in both train and test; the vocabulary is train-only
+    assert c.vocabulary() == ["sky", "tiger", "water"]
+    assert "onlytest" not in c.vocabulary() and "onlytrain" not in c.vocabulary()
+
+
+def test_missing_data_says_where_to_get_it(tmp_path):
+    with pytest.raises(HAANInputError, match="ParkByungYoon/corel-5k"):
+        load_corel5k(tmp_path)
+    with pytest.raises(HAANInputError, match="SVCL"):
+        load_wiki(tmp_path)
+
+
+def test_data_check_prints_the_summary(tmp_path):
+    _write_corel(tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "haan_core", "data", "check", "corel5k",
+                           "--root", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    for key in ("pairs", "classes", "vocabulary", "splits", "problems"):
+        assert key in summary
+    assert summary["pairs"] == 5 and summary["splits"]["train"] == 3
