@@ -52,6 +52,9 @@ class HAANConfig:
     variant: str = "HAAN"
     seed: int = 0
     root: str | None = None           # data folder of a real dataset
+    backbone: str = "vgg19"           # image CNN of Section 3.2 (or efficientnet_lite0)
+    patch_mode: str = "crops"         # 3 x 3 crops (the paper) or "grid" (faster deviation)
+    feature_cache: str | None = None  # where extracted features are cached; None = data/cache
     device: str = "auto"              # "auto": CUDA when present, else CPU
     # Table 2 and Section 4.2
     alpha: int = 9                    # patches per image (3 x 3)
@@ -109,6 +112,11 @@ class HAANConfig:
     def validate(self) -> None:
         if self.variant not in VARIANTS:
             raise HAANInputError(f"unknown variant {self.variant!r}; known: {list(VARIANTS)}")
+        if self.backbone not in ("vgg19", "efficientnet_lite0"):
+            raise HAANInputError(f"backbone must be 'vgg19' or 'efficientnet_lite0', "
+                                 f"got {self.backbone!r}")
+        if self.patch_mode not in ("crops", "grid"):
+            raise HAANInputError(f"patch_mode must be 'crops' or 'grid', got {self.patch_mode!r}")
         if self.base_loss not in ("plain", "tri"):
             raise HAANInputError(f"base_loss must be 'plain' or 'tri', got {self.base_loss!r}")
         if self.awl_directions not in ("both", "i2t", "t2i"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
 from .errors import HAANInputError
@@ -57,6 +58,10 @@ class PairedData:
     def feat_dim(self) -> int:
         feats = self.global_feats if self.global_feats is not None else self.patch_feats
         return feats.shape[-1]
+
+    @property
+    def patch_dim(self) -> int | None:
+        return None if self.patch_feats is None else self.patch_feats.shape[-1]
 
     def batch(self, index: torch.Tensor, device="cpu", txt_labels=None) -> dict:
         """The pairs at ``index`` as tensors on ``device``; texts trimmed to their longest."""
@@ -186,8 +191,87 @@ def load_synthetic(cfg) -> PairedData:
     return make_synthetic(seed=opts.pop("data_seed", cfg.seed), **opts)
 
 
-# name -> loader(cfg). Real datasets register here (Section 4.1).
-DATASETS = {"synthetic": load_synthetic}
+def paired_from_corpus(corpus, global_feats, patch_feats, ok=None, description="") -> PairedData:
+    """A :class:`PairedData` from a corpus and its image features (rows in corpus order).
+    Pairs whose image could not be read (``ok`` False) are dropped; words of validation and
+    test texts that the training texts never use become <unk>."""
+    n = len(corpus.ids)
+    ok = torch.ones(n, dtype=torch.bool) if ok is None else ok
+    keep = torch.nonzero(ok).squeeze(1)
+    new_index = torch.full((n,), -1, dtype=torch.long)
+    new_index[keep] = torch.arange(len(keep))
+    vocab = [PAD, "<unk>"] + corpus.vocabulary()
+    index = {w: i for i, w in enumerate(vocab)}
+    texts = [[index.get(w, 1) for w in corpus.texts[i]] for i in keep.tolist()]
+    lengths = torch.tensor([len(t) for t in texts])
+    tokens = torch.zeros(len(texts), int(lengths.max()), dtype=torch.long)
+    for row, t in enumerate(texts):  # one row per pair, done once at load time
+        tokens[row, :len(t)] = torch.tensor(t)
+    splits = {k: new_index[torch.tensor(v, dtype=torch.long)] for k, v in corpus.splits.items()}
+    splits = {k: v[v >= 0] for k, v in splits.items()}
+    return PairedData(
+        name=corpus.name,
+        global_feats=None if global_feats is None else global_feats[keep].float(),
+        patch_feats=None if patch_feats is None else patch_feats[keep].float(),
+        tokens=tokens, lengths=lengths, labels=torch.tensor(corpus.labels)[keep],
+        splits=splits, vocab=vocab, class_names=corpus.class_names, synthetic=False,
+        description=description,
+        meta={"ids": [corpus.ids[i] for i in keep.tolist()], "problems": corpus.problems,
+              "dropped_unreadable": int(n - len(keep))})
+
+
+def feature_cache_dir(cfg):
+    from pathlib import Path
+    if cfg.feature_cache:
+        return Path(cfg.feature_cache)
+    from .provenance import PACKAGE_DIR
+    checkout = PACKAGE_DIR.parent
+    if (checkout / "pyproject.toml").exists():
+        return checkout / "data" / "cache" / "features"
+    return Path.home() / ".cache" / "haan" / "features"
+
+
+def load_real(cfg) -> PairedData:
+    """Corel 5K, Wiki or Pascal Sentence from ``cfg.root``, with image features."""
+    from .corpora import load_corpus
+    from .features import cached_features
+    if cfg.root is None:
+        raise HAANInputError(f"dataset {cfg.dataset!r} needs --root, the folder that holds it "
+                             f"(see `python -m haan_core data check {cfg.dataset} --root DIR`)")
+    corpus = load_corpus(cfg.dataset, cfg.root)
+    paths = corpus.image_paths
+    if cfg.dataset == "wiki" and all(p is None for p in paths):
+        import scipy.io
+        from pathlib import Path
+        mat = scipy.io.loadmat(Path(cfg.root) / "raw_features.mat")
+        sift = torch.from_numpy(np.concatenate([mat["I_tr"], mat["I_te"]])).float()
+        if len(sift) != len(corpus.ids):
+            raise HAANInputError(f"wiki: raw_features.mat has {len(sift)} rows for "
+                                 f"{len(corpus.ids)} pairs")
+        return paired_from_corpus(
+            corpus, sift, None, description="Wiki with its 128-d SIFT bag-of-words image "
+            "features (no images were available): global network only, a DEVIATION from "
+            "the paper's CNN features")
+    missing = sum(p is None for p in paths)
+    if missing > 0.05 * len(paths):
+        raise HAANInputError(
+            f"{cfg.dataset}: {len(paths) - missing} of {len(paths)} images are present under "
+            f"{cfg.root}; a run needs (nearly) all of them. Download the dataset's images "
+            "into that folder")
+    g, p, ok, manifest = cached_features(cfg.dataset, corpus.ids, paths, feature_cache_dir(cfg),
+                                         cfg.backbone, cfg.patch_mode, device=cfg.device,
+                                         progress=cfg.progress)
+    if cfg.patch_mode == "grid":
+        note = "3 x 3 cells of the last feature map (grid mode, a DEVIATION from crops)"
+    else:
+        note = "3 x 3 crops (as in the paper)"
+    return paired_from_corpus(corpus, g, p, ok, description=(
+        f"{cfg.dataset} with {cfg.backbone} features; patches: {note}"))
+
+
+# name -> loader(cfg). Real datasets (Section 4.1) come from haan_core.corpora.
+DATASETS = {"synthetic": load_synthetic, "corel5k": load_real, "wiki": load_real,
+            "pascal": load_real}
 
 
 def load_dataset(cfg) -> PairedData:

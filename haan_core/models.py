@@ -117,10 +117,11 @@ class HAAN(nn.Module):
 
     def __init__(self, img_dim: int, vocab_size: int, *, word_dim: int = 300,
                  embed_dim: int = 1024, lam: float = 9.0, use_gcm: bool = True,
-                 use_lcm: bool = True):
+                 use_lcm: bool = True, patch_dim: int | None = None):
         super().__init__()
+        patch_dim = img_dim if patch_dim is None else patch_dim
         self.gan = GlobalNet(img_dim, vocab_size, word_dim, embed_dim) if use_gcm else None
-        self.lan = LocalNet(img_dim, vocab_size, word_dim, embed_dim, lam) if use_lcm else None
+        self.lan = LocalNet(patch_dim, vocab_size, word_dim, embed_dim, lam) if use_lcm else None
 
     def networks(self) -> dict:
         """{"C": GAN, "F": LAN} for the networks this variant has (objective names of eqs. 1, 4)."""

@@ -56,7 +56,8 @@ def build_model(cfg: HAANConfig, data: PairedData) -> HAAN:
         raise HAANInputError(f"the data has {data.alpha} patches per image but alpha is "
                              f"{cfg.alpha}: set --alpha {data.alpha} or re-extract features")
     return HAAN(data.feat_dim, len(data.vocab), word_dim=cfg.word_dim,
-                embed_dim=cfg.embed_dim, lam=cfg.lam, use_gcm=v.gcm, use_lcm=v.lcm)
+                embed_dim=cfg.embed_dim, lam=cfg.lam, use_gcm=v.gcm, use_lcm=v.lcm,
+                patch_dim=data.patch_dim)
 
 
 @torch.no_grad()

@@ -107,3 +107,38 @@ def test_data_check_prints_the_summary(tmp_path):
     for key in ("pairs", "classes", "vocabulary", "splits", "problems"):
         assert key in summary
     assert summary["pairs"] == 5 and summary["splits"]["train"] == 3
+
+
+def test_corpus_becomes_training_data(tmp_path):
+    import torch
+
+    from haan_core.datasets import paired_from_corpus
+    _write_corel(tmp_path)
+    c = load_corel5k(tmp_path, n_val=1)
+    n = len(c.ids)
+    ok = torch.tensor([True, True, False, True, True])        # pair 2 unreadable
+    data = paired_from_corpus(c, torch.rand(n, 6), torch.rand(n, 9, 4), ok)
+    assert data.meta["ids"] == ["100", "101", "200", "201"] and data.meta["dropped_unreadable"] == 1
+    assert {k: v.tolist() for k, v in data.splits.items()} == {"train": [0, 1], "val": [2],
+                                                               "test": [3]}
+    assert data.feat_dim == 6 and data.patch_dim == 4 and data.alpha == 9
+    assert data.decode(0) == "sky tiger" and data.decode(2) == "sky"
+
+
+def test_words_unseen_in_training_become_unk():
+    import torch
+
+    from haan_core.corpora import Corpus
+    from haan_core.datasets import paired_from_corpus
+    c = Corpus("toy", ["a", "b", "c"], [["red", "car"], ["blue", "car"], ["green", "car"]],
+               [0, 1, 0], ["x", "y"], {"train": [0, 1], "val": [2], "test": []})
+    data = paired_from_corpus(c, torch.rand(3, 4), None)
+    assert data.vocab == ["<pad>", "<unk>", "blue", "car", "red"]   # train words only
+    assert data.decode(2) == "<unk> car"
+
+
+def test_training_on_a_real_dataset_needs_its_root():
+    from haan_core import HAANConfig
+    from haan_core.train import train
+    with pytest.raises(HAANInputError, match="needs --root"):
+        train(HAANConfig.for_dataset("corel5k", progress=False))
