@@ -106,6 +106,11 @@ def cmd_data(ns) -> int:
         corpus = load_corpus(ns.name, ns.root)
         print(json.dumps(corpus.summary(), indent=2, default=str))
         return 0
+    if ns.data_command == "fetch":
+        from .fetch import fetch
+        manifest = fetch(ns.name, ns.root, url=ns.url, force=ns.force, progress=ns.progress)
+        print(json.dumps(manifest, indent=2, default=str))
+        return 0
     raise HAANInputError(f"unknown data command {ns.data_command!r}")
 
 
@@ -119,12 +124,19 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help=f"train {', '.join(DEMO_VARIANTS)} and print the table")
     add_config_flags(d, skip=("variant",))
     d.set_defaults(out=None)
-    data = sub.add_parser("data", help="the paper's datasets: check what a folder holds")
+    data = sub.add_parser("data", help="the paper's datasets: fetch them, check a folder")
     dsub = data.add_subparsers(dest="data_command", required=True)
     chk = dsub.add_parser("check", help="print a JSON summary: pairs, classes, vocabulary, "
                                         "splits and the problems found")
     chk.add_argument("name", help="corel5k, pascal or wiki")
     chk.add_argument("--root", required=True, help="the dataset's folder")
+    fet = dsub.add_parser("fetch", help="download a dataset from its public home, check "
+                                        "it and extract it safely; resumes when run again")
+    fet.add_argument("name", help="corel5k, pascal or wiki")
+    fet.add_argument("--root", required=True, help="the folder to fetch into")
+    fet.add_argument("--url", default=None, help="a mirror to use instead of the public home")
+    fet.add_argument("--force", action="store_true", help="fetch again over a finished fetch")
+    fet.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True)
     return p
 
 

@@ -62,8 +62,9 @@ SOURCES = {
 
 def _missing(name: str, root: Path, what: str) -> HAANInputError:
     return HAANInputError(
-        f"{name}: {what} not found under {root}. Download the dataset from {SOURCES[name]} "
-        f"into {root}, keeping its layout (haan_core cannot fetch it yet)")
+        f"{name}: {what} not found under {root}. Fetch the dataset with `python -m "
+        f"haan_core data fetch {name} --root {root}` (it downloads {SOURCES[name]}), or "
+        f"copy it there in that layout")
 
 
 def _split_in_two(items: list, first: int) -> tuple[list, list]:

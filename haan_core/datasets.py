@@ -256,8 +256,8 @@ def load_real(cfg) -> PairedData:
     if missing > 0.05 * len(paths):
         raise HAANInputError(
             f"{cfg.dataset}: {len(paths) - missing} of {len(paths)} images are present under "
-            f"{cfg.root}; a run needs (nearly) all of them. Download the dataset's images "
-            "into that folder")
+            f"{cfg.root}; a run needs (nearly) all of them. Fetch them with `python -m "
+            f"haan_core data fetch {cfg.dataset} --root {cfg.root}`")
     g, p, ok, manifest = cached_features(cfg.dataset, corpus.ids, paths, feature_cache_dir(cfg),
                                          cfg.backbone, cfg.patch_mode, device=cfg.device,
                                          progress=cfg.progress)
