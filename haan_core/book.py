@@ -32,7 +32,7 @@ REPO = PACKAGE_DIR.parent
 NOTEBOOK_DIR = REPO / "notebooks"
 OUT_DIR = REPO / "book" / "notebooks"
 # the order of the paper; notebooks that train come first so later ones find the cache
-NOTEBOOKS = ["gcm_lcm", "awl", "table3", "table4", "table5_6", "figure5", "figure6",
+NOTEBOOKS = ["data_features", "gcm_lcm", "awl", "table3", "table4", "table5_6", "figure5", "figure6",
              "figure7", "figure8", "figure9", "reproducibility"]
 
 
@@ -60,8 +60,12 @@ def parse_parameters(pairs=(), files=()) -> dict:
 def _stamp(name: str, params: dict) -> str:
     from .runs import code_hash
     src = (NOTEBOOK_DIR / f"{name}.py").read_bytes()
+    # what a notebook reads besides its parameters: the data folder and committed results
+    measured = hashlib.sha256(b"".join(p.read_bytes() for p in
+                                       sorted((REPO / "data" / "measured").glob("*.json"))))
     blob = json.dumps({"src": hashlib.sha256(src).hexdigest(), "params": params,
-                       "code": code_hash()}, sort_keys=True, default=str)
+                       "code": code_hash(), "HAAN_DATA": os.environ.get("HAAN_DATA"),
+                       "measured": measured.hexdigest()}, sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 

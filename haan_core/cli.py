@@ -114,6 +114,17 @@ def cmd_data(ns) -> int:
     raise HAANInputError(f"unknown data command {ns.data_command!r}")
 
 
+def cmd_measure(ns) -> int:
+    from .measured import measure, path_of
+    rec = measure(ns.name, ns.root, results_dir=ns.results_dir, device=ns.device)
+    print(format_table([{"method": rec["label"], **{k: rec[k] for k in ("i2t", "t2i", "avg")},
+                         "train_seconds": rec["train_seconds"]}],
+                       f"MEASURED test mAP, {rec['dataset']}, {rec['device']}, best epoch "
+                       f"{rec['best_epoch']}"))
+    print(f"wrote {path_of(ns.name, ns.results_dir)}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m haan_core",
                                 description="HAAN (Wang et al., Sensors 2023), runnable.")
@@ -124,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help=f"train {', '.join(DEMO_VARIANTS)} and print the table")
     add_config_flags(d, skip=("variant",))
     d.set_defaults(out=None)
+    m = sub.add_parser("measure", help="regenerate a committed measured result "
+                                       "(data/measured/NAME.json) with its configuration")
+    m.add_argument("name", help="corel5k_haan or wiki_gcm_sift")
+    m.add_argument("--root", required=True, help="the dataset's folder")
+    m.add_argument("--device", default="auto")
+    m.add_argument("--results-dir", default=None, help="default: data/measured")
     data = sub.add_parser("data", help="the paper's datasets: fetch them, check a folder")
     dsub = data.add_subparsers(dest="data_command", required=True)
     chk = dsub.add_parser("check", help="print a JSON summary: pairs, classes, vocabulary, "
@@ -144,7 +161,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     ns = parser.parse_args(argv)
     try:
-        return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data}[ns.command](ns)
+        return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data,
+                "measure": cmd_measure}[ns.command](ns)
     except (HAANInputError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

@@ -77,6 +77,7 @@ class HAANConfig:
     tri_hardest: bool = True          # TRI with the hardest negative (VSE++) or a sum
     eval_k: int | None = None         # mAP depth; None = the whole gallery
     lcm_chunk: int | None = None      # images per LCM chunk at evaluation; None = auto
+    max_words: int | None = None      # cut each real text to its first words; None = all
     shuffle_text_labels: bool = False  # control experiment: break the text supervision
     progress: bool = True             # a progress bar (shown only on a terminal)
     extra: dict = field(default_factory=dict)  # dataset options (e.g. synthetic sizes)

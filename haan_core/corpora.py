@@ -60,6 +60,23 @@ SOURCES = {
 }
 
 
+# folder names under a data folder (the public copies' own names)
+FOLDERS = {"corel5k": "corel5k", "wiki": "wiki", "pascal": "pascal_sentence"}
+
+
+def default_root(name: str) -> Path:
+    """Where dataset ``name`` lives when no --root is given: ``$HAAN_DATA/<folder>`` when
+    the environment variable HAAN_DATA is set, else ``data/<folder>`` in the checkout (the
+    place the README's fetch commands write to)."""
+    import os
+    from .provenance import PACKAGE_DIR
+    if name not in FOLDERS:
+        raise HAANInputError(f"unknown dataset {name!r}; known: {sorted(FOLDERS)}")
+    base = Path(os.environ["HAAN_DATA"]) if os.environ.get("HAAN_DATA") else \
+        PACKAGE_DIR.parent / "data"
+    return base / FOLDERS[name]
+
+
 def _missing(name: str, root: Path, what: str) -> HAANInputError:
     return HAANInputError(
         f"{name}: {what} not found under {root}. Fetch the dataset with `python -m "

@@ -239,6 +239,11 @@ def load_real(cfg) -> PairedData:
         raise HAANInputError(f"dataset {cfg.dataset!r} needs --root, the folder that holds it "
                              f"(see `python -m haan_core data check {cfg.dataset} --root DIR`)")
     corpus = load_corpus(cfg.dataset, cfg.root)
+    if cfg.max_words is not None:
+        if cfg.max_words < 1:
+            raise HAANInputError(f"max_words must be at least 1 (or None for whole texts), "
+                                 f"got {cfg.max_words}")
+        corpus.texts = [t[:cfg.max_words] for t in corpus.texts]  # before the vocabulary
     paths = corpus.image_paths
     if cfg.dataset == "wiki" and all(p is None for p in paths):
         import scipy.io

@@ -130,6 +130,7 @@ def _inspect(server, page, tmp_path):
     ("book/notebooks/figure5.html", 0, 1),
     ("book/notebooks/figure7.html", 1, 1),
     ("book/intro.html", 2, 0),
+    ("book/notebooks/data_features.html", 2, 0),
 ])
 def test_pages_render_math_and_figures_offline(server, page, min_math, min_images, tmp_path):
     got = _inspect(server, page, tmp_path)

@@ -15,7 +15,7 @@ import pytest
 from haan_core import cli
 from haan_core import fetch as F
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+from .test_corpora import SHARED
 
 
 class Server:

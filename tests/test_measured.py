@@ -1,0 +1,66 @@
+"""Committed measured results: written by one command, checked against their configuration,
+read back by the book as measured (never as reported)."""
+import json
+
+import pytest
+
+from haan_core import measured as M
+from haan_core.config import HAANConfig
+from haan_core.errors import HAANInputError
+from haan_core.tables import compare
+
+
+@pytest.fixture
+def tiny_measurement(monkeypatch):
+    m = M.Measurement("synthetic", "HAAN-GCM", {"epochs": 2, "seed": 1,
+                                                "embed_dim": 32, "word_dim": 16,
+                                                "extra": {"n_train": 100, "n_val": 40, "n_test": 40}},
+                      ("synthetic data, for this test only",), "HAAN-GCM (test)")
+    monkeypatch.setitem(M.MEASUREMENTS, "tiny", m)
+    return m
+
+
+def test_measure_writes_a_record_that_loads_back(tiny_measurement, tmp_path):
+    rec = M.measure("tiny", root=tmp_path, results_dir=tmp_path, device="cpu", progress=False)
+    on_disk = json.loads((tmp_path / "tiny.json").read_text())
+    assert on_disk["avg"] == rec["avg"] and on_disk["source"] == "measured"
+    assert on_disk["regenerate"] == "python -m haan_core measure tiny --root DIR"
+    assert len(on_disk["val_history"]) == 2 and "loss_history" not in on_disk
+    assert on_disk["provenance"]["config"]["seed"] == 1
+    (rows,) = [M.load_measured("synthetic", results_dir=tmp_path)]
+    assert M.measured_rows(rows).loc["HAAN-GCM", "avg"] == pytest.approx(rec["avg"])
+    assert M.load_measured("corel5k", results_dir=tmp_path) == []
+
+
+def test_record_refuses_a_result_of_another_configuration(tiny_measurement):
+    cfg = tiny_measurement.config(rho=0.3).to_dict()
+    result = {"i2t": .5, "t2i": .5, "avg": .5, "best_epoch": 0, "train_seconds": 1.0,
+              "device": "cpu", "test_by_module": {}, "val_history": [],
+              "provenance": {"config": cfg}}
+    with pytest.raises(HAANInputError, match="rho"):
+        M.record("tiny", result)
+    result["provenance"]["config"] = tiny_measurement.config(root="/x").to_dict()
+    assert M.record("tiny", result)["avg"] == .5        # where the data lay does not matter
+
+
+def test_unknown_measurement_and_foreign_files(tmp_path):
+    with pytest.raises(HAANInputError, match="known"):
+        M.measure("nope", root=tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps({"avg": 1}))
+    with pytest.raises(HAANInputError, match="not a measured result"):
+        M.load_measured(results_dir=tmp_path)
+
+
+@pytest.mark.parametrize("rec", M.load_measured(), ids=lambda r: r["name"])
+def test_committed_results_match_their_registry_and_are_labelled(rec):
+    """Every file in data/measured was trained with its registered configuration, carries
+    its provenance, and lines up with the paper's row for the same method."""
+    m = M.MEASUREMENTS[rec["name"]]
+    M.record(rec["name"], {**rec, "best_epoch": rec["best_epoch"] - 1})  # raises if not
+    p = rec["provenance"]
+    assert p["commit"] and p["time_utc"] and p["seed"] == m.overrides["seed"]
+    assert 0 <= rec["i2t"] <= 1 and 0 <= rec["t2i"] <= 1
+    assert rec["avg"] == pytest.approx((rec["i2t"] + rec["t2i"]) / 2)
+    assert len(rec["val_history"]) == HAANConfig.for_dataset(m.dataset).epochs
+    table = compare(M.measured_rows([rec]), rec["dataset"])
+    assert table.loc[rec["variant"], ("AVG", "reported")] > 0   # the paper has this row
