@@ -1,7 +1,10 @@
 """haan_core: HAAN (Wang, Liu, Pei, Xu; Sensors 2023) as a small, tested PyTorch package.
 
 Modules, in the order of the paper:
-  datasets    the data shape HAAN reads, and the embedded synthetic default
+  corpora     the paper's datasets (Section 4.1) read from their public layouts
+  fetch       `data fetch`: download, check and safely extract them
+  features    image features of Section 3.2: a global feature and 3 x 3 patch features
+  datasets    the data shape HAAN reads, the embedded synthetic default, real datasets
   models      GAN and LAN (Section 3.1-3.2, eqs. 8-9) and the fusion of eq. 7
   similarity  GCM (eq. 10) and LCM (eqs. 11-15)
   losses      AWL (eqs. 16-24) and the triplet loss TRI
@@ -12,6 +15,7 @@ Modules, in the order of the paper:
 and for the book:
   runs        trained runs cached on disk, keyed by configuration and method code
   reported    the paper's reported Tables 3, 4 and 6 (labelled "reported")
+  measured    committed measured runs on the real data (`python -m haan_core measure`)
   tables      measured numbers beside reported ones
   experiments what the notebooks call
   book        `python -m haan_core.book run|build|list`: papermill and Jupyter Book
