@@ -68,9 +68,10 @@ def path_of(name: str, results_dir=None) -> Path:
     return Path(results_dir or RESULTS_DIR) / f"{name}.json"
 
 
-def record(name: str, result: dict) -> dict:
+def record(name: str, result: dict, provenance_note: str | None = None) -> dict:
     """The committed form of a result JSON (``TrainResult.to_json()``): scores, the curve
-    per epoch, the provenance and the deviations; the per-iteration losses are left out."""
+    per epoch, the provenance and the deviations; the per-iteration losses are left out.
+    ``provenance_note`` records anything about the provenance that its fields cannot say."""
     m = MEASUREMENTS[name]
     expected = m.config().to_dict()
     got = result["provenance"]["config"]
@@ -86,7 +87,8 @@ def record(name: str, result: dict) -> dict:
             "deviations": list(m.deviations), "notes": m.notes,
             "regenerate": f"python -m haan_core measure {name} --root DIR",
             "test_by_module": result["test_by_module"],
-            "val_history": result["val_history"], "provenance": result["provenance"]}
+            "val_history": result["val_history"], "provenance": result["provenance"],
+            **({"provenance_note": provenance_note} if provenance_note else {})}
 
 
 def measure(name: str, root, results_dir=None, **run_options) -> dict:

@@ -50,8 +50,11 @@ def git_commit() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def provenance(config: dict, dev: torch.device, wall_seconds: float | None = None) -> dict:
-    return {**git_commit(), "config": config, "seed": config.get("seed"),
+def provenance(config: dict, dev: torch.device, wall_seconds: float | None = None,
+               commit: dict | None = None) -> dict:
+    """``commit``: :func:`git_commit` as read when the run started (the code that ran);
+    read now when not given."""
+    return {**(commit or git_commit()), "config": config, "seed": config.get("seed"),
             "device": device_description(dev), "torch": torch.__version__,
             "python": platform.python_version(),
             "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),

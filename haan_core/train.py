@@ -20,7 +20,7 @@ from .errors import HAANInputError
 from .losses import awl, triplet
 from .metrics import retrieval_scores
 from .models import HAAN, fuse
-from .provenance import provenance, resolve_device, save_torch, write_json
+from .provenance import git_commit, provenance, resolve_device, save_torch, write_json
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -122,6 +122,7 @@ class TrainResult:
 def train(cfg: HAANConfig, data: PairedData | None = None, log=None) -> TrainResult:
     """Train the variant ``cfg.variant`` and test its best validation snapshot."""
     cfg.validate()
+    commit = git_commit()   # now, not at the end: later commits did not run
     gen = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = data if data is not None else load_dataset(cfg)
@@ -182,7 +183,7 @@ def train(cfg: HAANConfig, data: PairedData | None = None, log=None) -> TrainRes
     model.load_state_dict(best[2])
     test_eval = evaluate(model, data, "test", cfg, device)
     test_scores = scores_of(test_eval, cfg.eval_k)
-    prov = provenance(cfg.to_dict(), device, train_seconds)
+    prov = provenance(cfg.to_dict(), device, train_seconds, commit=commit)
     prov["data"] = data.summary()
     return TrainResult(config=cfg.to_dict(), test=test_scores["fused"],
                        test_by_module=test_scores, best_epoch=best[1],

@@ -64,3 +64,12 @@ def test_committed_results_match_their_registry_and_are_labelled(rec):
     assert len(rec["val_history"]) == HAANConfig.for_dataset(m.dataset).epochs
     table = compare(M.measured_rows([rec]), rec["dataset"])
     assert table.loc[rec["variant"], ("AVG", "reported")] > 0   # the paper has this row
+
+
+def test_provenance_names_the_commit_the_run_started_from(tiny_measurement, monkeypatch):
+    """A commit made while a long run trains did not run: the commit is read at the start."""
+    from haan_core import train as T
+    calls = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}])
+    monkeypatch.setattr(T, "git_commit", lambda: next(calls))
+    result = T.train(tiny_measurement.config(device="cpu", progress=False, epochs=1))
+    assert result.provenance["commit"] == "a" * 40 and result.provenance["dirty"] is False
