@@ -129,11 +129,16 @@ def provenance_rows(records: list) -> pd.DataFrame:
     rows = []
     for r in records:
         p, c = r["provenance"], r["provenance"]["config"]
+        data = p.get("data", {})
+        if data.get("has_patches", True):
+            images = f"{c.get('backbone')}, {c.get('patch_mode')}"
+        else:   # features that came with the dataset (Wiki's SIFT): no backbone ran
+            images = f"{data.get('feature_dim')}-d given features, no patches"
         rows.append({"run": r["name"], "method": r["variant"], "seed": p["seed"],
                      "epochs": c["epochs"], "batch": c["batch_size"], "rho": c["rho"],
-                     "backbone": c.get("backbone"), "patches": c.get("patch_mode"),
+                     "image features": images,
                      "device": p["device"],
                      "commit": (p["commit"] or "none")[:10] + ("+dirty" if p["dirty"] else ""),
                      "trained (UTC)": p["time_utc"], "train s": round(r["train_seconds"]),
-                     "best epoch": r["best_epoch"], "regenerate": r["regenerate"]})
+                     "best epoch": r["best_epoch"]})
     return pd.DataFrame(rows).set_index("run") if rows else pd.DataFrame()

@@ -125,6 +125,7 @@ for ds in ("corel5k", "pascal", "wiki"):
     for r in recs:
         display(Markdown(f"*{r['label']}*, deviations from the paper: " +
                          "; ".join(r["deviations"]) + ". " + r["notes"]))
+        display(Markdown(f"Regenerate it with `{r['regenerate']}`."))
         if r.get("provenance_note"):
             display(Markdown(f"*Provenance note*: {r['provenance_note']}"))
     if ds == "wiki":

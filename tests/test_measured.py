@@ -73,3 +73,12 @@ def test_provenance_names_the_commit_the_run_started_from(tiny_measurement, monk
     monkeypatch.setattr(T, "git_commit", lambda: next(calls))
     result = T.train(tiny_measurement.config(device="cpu", progress=False, epochs=1))
     assert result.provenance["commit"] == "a" * 40 and result.provenance["dirty"] is False
+
+
+@pytest.mark.parametrize("rec", M.load_measured(), ids=lambda r: r["name"])
+def test_provenance_rows_name_the_image_features_that_ran(rec):
+    row = M.provenance_rows([rec]).iloc[0]
+    if rec["provenance"]["data"]["has_patches"]:
+        assert row["image features"].startswith(rec["provenance"]["config"]["backbone"])
+    else:
+        assert "given features" in row["image features"]
