@@ -126,6 +126,9 @@ class HAANConfig:
             if int(getattr(self, name)) < 1:
                 raise HAANInputError(f"{name} must be a positive integer, "
                                      f"got {getattr(self, name)}")
+        if self.max_words is not None and self.max_words < 1:
+            raise HAANInputError(f"max_words must be at least 1 (or None for whole texts), "
+                                 f"got {self.max_words}")
         if self.batch_size < 2:
             raise HAANInputError("batch_size must be at least 2: AWL needs negatives")
         if self.lr <= 0 or self.grad_clip <= 0:

@@ -77,10 +77,15 @@ def default_root(name: str) -> Path:
     return base / FOLDERS[name]
 
 
+def fetch_command(name: str, root) -> str:
+    """The command that downloads dataset ``name`` into ``root`` (haan_core.fetch)."""
+    return f"python -m haan_core data fetch {name} --root {root}"
+
+
 def _missing(name: str, root: Path, what: str) -> HAANInputError:
     return HAANInputError(
-        f"{name}: {what} not found under {root}. Fetch the dataset with `python -m "
-        f"haan_core data fetch {name} --root {root}` (it downloads {SOURCES[name]}), or "
+        f"{name}: {what} not found under {root}. Fetch the dataset with "
+        f"`{fetch_command(name, root)}` (it downloads {SOURCES[name]}), or "
         f"copy it there in that layout")
 
 

@@ -233,16 +233,13 @@ def feature_cache_dir(cfg):
 
 def load_real(cfg) -> PairedData:
     """Corel 5K, Wiki or Pascal Sentence from ``cfg.root``, with image features."""
-    from .corpora import load_corpus
+    from .corpora import fetch_command, load_corpus
     from .features import cached_features
     if cfg.root is None:
         raise HAANInputError(f"dataset {cfg.dataset!r} needs --root, the folder that holds it "
                              f"(see `python -m haan_core data check {cfg.dataset} --root DIR`)")
     corpus = load_corpus(cfg.dataset, cfg.root)
     if cfg.max_words is not None:
-        if cfg.max_words < 1:
-            raise HAANInputError(f"max_words must be at least 1 (or None for whole texts), "
-                                 f"got {cfg.max_words}")
         corpus.texts = [t[:cfg.max_words] for t in corpus.texts]  # before the vocabulary
     paths = corpus.image_paths
     if cfg.dataset == "wiki" and all(p is None for p in paths):
@@ -261,8 +258,8 @@ def load_real(cfg) -> PairedData:
     if missing > 0.05 * len(paths):
         raise HAANInputError(
             f"{cfg.dataset}: {len(paths) - missing} of {len(paths)} images are present under "
-            f"{cfg.root}; a run needs (nearly) all of them. Fetch them with `python -m "
-            f"haan_core data fetch {cfg.dataset} --root {cfg.root}`")
+            f"{cfg.root}; a run needs (nearly) all of them. Fetch them with "
+            f"`{fetch_command(cfg.dataset, cfg.root)}`")
     g, p, ok, manifest = cached_features(cfg.dataset, corpus.ids, paths, feature_cache_dir(cfg),
                                          cfg.backbone, cfg.patch_mode, device=cfg.device,
                                          progress=cfg.progress)
@@ -280,6 +277,7 @@ DATASETS = {"synthetic": load_synthetic, "corel5k": load_real, "wiki": load_real
 
 
 def load_dataset(cfg) -> PairedData:
+    cfg.validate()
     if cfg.dataset not in DATASETS:
         raise HAANInputError(f"unknown dataset {cfg.dataset!r}; known: {sorted(DATASETS)}")
     return DATASETS[cfg.dataset](cfg)

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import html.parser
+import http.client
 import json
 import os
 import shutil
@@ -91,10 +92,6 @@ SOURCES = {
         "the UIUC pascal-sentences page (Rashtchian et al. 2010): one HTML page that links "
         "the 1000 images and lists their five sentences"),
 }
-
-
-def fetch_command(name: str, root) -> str:
-    return f"python -m haan_core data fetch {name} --root {root}"
 
 
 # ------------------------------------------------------------------ download
@@ -163,10 +160,8 @@ def download(url: str, dest, *, sha256: str | None = None, progress: bool = True
                 while True:
                     try:
                         block = response.read(CHUNK)
-                    except (OSError, ValueError, ConnectionError) as e:
-                        raise _interrupted(url, got, total, part) from e
-                    except Exception as e:      # http.client.IncompleteRead and friends
-                        raise _interrupted(url, got, total, part) from e
+                    except (OSError, ValueError, http.client.HTTPException) as e:
+                        raise _interrupted(url, got, total, part) from e  # IncompleteRead too
                     if not block:
                         break
                     f.write(block)
@@ -290,15 +285,21 @@ def safe_extract(archive, target, *, keep=(), strip: bool | None = None) -> list
         final = target / top
         if final.exists():
             old = target / ".fetch" / f"replaced-{top}"
-            if old.exists():
-                shutil.rmtree(old) if old.is_dir() else old.unlink()
+            _remove(old)
             os.replace(final, old)
             os.replace(staging / top, final)
-            shutil.rmtree(old) if old.is_dir() else old.unlink()
+            _remove(old)
         else:
             os.replace(staging / top, final)
     shutil.rmtree(staging)
     return sorted(placed)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    elif path.exists():
+        path.unlink()
 
 
 def verify_files(root, files: dict) -> None:
@@ -365,7 +366,7 @@ def parse_pascal_page(text: str) -> dict:
     return out
 
 
-def _fetch_pascal(source: Source, url: str, root: Path, progress: bool, retries: int = 3):
+def _fetch_pascal(url: str, root: Path, progress: bool, retries: int = 3):
     from tqdm.auto import tqdm
     page = download(url, root / ".fetch" / "pascal-sentences.html", progress=progress)
     entries = parse_pascal_page(page.read_text(errors="replace"))
@@ -421,7 +422,7 @@ def fetch(name: str, root, *, url: str | None = None, force: bool = False,
         details = {"archive": file_name, "archive_sha256": sha256_file(archive),
                    "extracted": placed}
     elif source.kind == "pascal_page":
-        details = _fetch_pascal(source, url, root, progress)
+        details = _fetch_pascal(url, root, progress)
     else:
         raise HAANInputError(f"unknown source kind {source.kind!r}")
     checked = []

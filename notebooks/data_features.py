@@ -48,7 +48,7 @@ from PIL import Image
 
 from haan_core.corpora import default_root, load_corpus
 from haan_core.errors import HAANInputError
-from haan_core.features import Backbone, crops, extract
+from haan_core.features import crops, extract
 from haan_core.metrics import chance_map, mean_average_precision
 
 roots = {"corel5k": corel_root or default_root("corel5k"),
