@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 from haan_core import HAANInputError
 from haan_core.corpora import load_corel5k, load_pascal, load_wiki
@@ -176,3 +177,14 @@ def test_default_root_follows_haan_data(monkeypatch, tmp_path):
     assert default_root("corel5k").parts[-2:] == ("data", "corel5k")
     with pytest.raises(HAANInputError, match="unknown dataset"):
         default_root("coco")
+
+
+def test_max_words_cuts_real_texts_before_the_vocabulary():
+    from haan_core import HAANConfig
+    from haan_core.datasets import load_dataset
+    root = str(_real("wiki"))
+    whole = load_dataset(HAANConfig.for_dataset("wiki", root=root))
+    cut = load_dataset(HAANConfig.for_dataset("wiki", root=root, max_words=7))
+    assert cut.tokens.shape[1] == 7 < whole.tokens.shape[1]
+    assert int(cut.lengths.max()) == 7 and len(cut.vocab) < len(whole.vocab)
+    assert torch.equal(cut.tokens[:, :3] > 0, whole.tokens[:, :3] > 0)  # same first words kept

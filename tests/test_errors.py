@@ -79,3 +79,10 @@ def test_cli_reports_bad_input_in_one_line(args, message, tmp_path):
     assert proc.returncode == 2
     assert message in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r.json").exists()
+
+
+def test_max_words_must_be_positive():
+    from haan_core import HAANConfig
+    with pytest.raises(HAANInputError, match="max_words must be at least 1"):
+        HAANConfig.for_dataset("wiki", max_words=0).validate()
+    HAANConfig.for_dataset("wiki", max_words=1).validate()
