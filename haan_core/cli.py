@@ -103,7 +103,7 @@ def cmd_data(ns) -> int:
 
     from .corpora import load_corpus
     if ns.data_command == "check":
-        corpus = load_corpus(ns.name, ns.root)
+        corpus = load_corpus(ns.name, ns.root, ns.val_test_split, ns.split_seed)
         print(json.dumps(corpus.summary(), indent=2, default=str))
         return 0
     if ns.data_command == "fetch":
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
                                         "splits and the problems found")
     chk.add_argument("name", help="corel5k, pascal or wiki")
     chk.add_argument("--root", required=True, help="the dataset's folder")
+    chk.add_argument("--val-test-split", default=None, choices=("stratified", "order"),
+                     help="how the test list is cut into validation and test (Corel 5K, "
+                          "Wiki); default: stratified")
+    chk.add_argument("--split-seed", type=int, default=0)
     fet = dsub.add_parser("fetch", help="download a dataset from its public home, check "
                                         "it and extract it safely; resumes when run again")
     fet.add_argument("name", help="corel5k, pascal or wiki")

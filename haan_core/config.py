@@ -78,6 +78,8 @@ class HAANConfig:
     eval_k: int | None = None         # mAP depth; None = the whole gallery
     lcm_chunk: int | None = None      # images per LCM chunk at evaluation; None = auto
     max_words: int | None = None      # cut each real text to its first words; None = all
+    val_test_split: str = "stratified"  # how a test list is cut into val/test (Corel, Wiki)
+    split_seed: int = 0               # seeds that cut (and Pascal's split), not training
     shuffle_text_labels: bool = False  # control experiment: break the text supervision
     progress: bool = True             # a progress bar (shown only on a terminal)
     extra: dict = field(default_factory=dict)  # dataset options (e.g. synthetic sizes)
@@ -118,6 +120,9 @@ class HAANConfig:
                                  f"got {self.backbone!r}")
         if self.patch_mode not in ("crops", "grid"):
             raise HAANInputError(f"patch_mode must be 'crops' or 'grid', got {self.patch_mode!r}")
+        if self.val_test_split not in ("stratified", "order"):
+            raise HAANInputError(f"val_test_split must be 'stratified' or 'order', "
+                                 f"got {self.val_test_split!r}")
         if self.base_loss not in ("plain", "tri"):
             raise HAANInputError(f"base_loss must be 'plain' or 'tri', got {self.base_loss!r}")
         if self.awl_directions not in ("both", "i2t", "t2i"):

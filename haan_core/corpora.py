@@ -12,6 +12,7 @@ prints a JSON summary of a corpus (pairs, classes, vocabulary, splits, problems)
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -34,6 +35,7 @@ class Corpus:
     image_paths: list = None  # one Path (or None) per pair
     problems: list = field(default_factory=list)
     notes: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)  # {file name: sha256}: which data was read
 
     def vocabulary(self, min_count: int = 1) -> list:
         """Words of the TRAINING texts only (never validation or test), sorted."""
@@ -43,11 +45,29 @@ class Corpus:
                 counts[w] = counts.get(w, 0) + 1
         return sorted(w for w, c in counts.items() if c >= min_count)
 
+    def split_classes(self) -> dict:
+        """Per split, how many classes it holds; and how many classes validation and test
+        share (a validation split that shares no class with the test split selects the
+        model on a different retrieval problem than the one it is tested on)."""
+        held = {k: {self.labels[i] for i in v} for k, v in self.splits.items()}
+        return {**{k: len(v) for k, v in held.items()},
+                "val_and_test_share": len(held["val"] & held["test"]),
+                "in_test_not_val": len(held["test"] - held["val"])}
+
     def summary(self) -> dict:
         return {"dataset": self.name, "pairs": len(self.ids), "classes": len(self.class_names),
                 "vocabulary": len(self.vocabulary()),
                 "splits": {k: len(v) for k, v in self.splits.items()},
-                "problems": self.problems, **self.notes}
+                "split_classes": self.split_classes(),
+                "problems": self.problems, **self.notes, "files_sha256": self.files}
+
+
+def sha256_of(path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 # the datasets' public homes (Section 4.1)
@@ -89,19 +109,58 @@ def _missing(name: str, root: Path, what: str) -> HAANInputError:
         f"copy it there in that layout")
 
 
-def _split_in_two(items: list, first: int) -> tuple[list, list]:
-    """The paper cuts each dataset's test list in two: the first part is validation."""
-    return items[:first], items[first:]
+VAL_TEST_SPLITS = ("stratified", "order")
+
+
+def split_in_two(items: list, labels: list, first: int, how: str = "stratified",
+                 seed: int = 0) -> tuple[list, list]:
+    """Cut a dataset's test list in two (Section 4.1): ``first`` items become validation,
+    the rest test. The paper says only the sizes (ambiguity log, entry 31).
+
+    - "order": the first ``first`` items in the list's order. On Corel 5K the test list is
+      sorted by image id, that is by Corel CD, that is by class: validation and test then
+      hold disjoint classes.
+    - "stratified" (default): a seeded split stratified by class. Each class's items are
+      shuffled with ``seed`` and placed at the evenly spaced positions (k + u) / n_c of
+      [0, 1) (u one random offset per class); the ``first`` items at the smallest positions
+      are validation. So every class gets about its share of each half, and every class
+      with at least two items lands in both halves whenever ``first`` is near half.
+    """
+    if how not in VAL_TEST_SPLITS:
+        raise HAANInputError(f"val_test_split must be one of {VAL_TEST_SPLITS}, got {how!r}")
+    if not 0 <= first <= len(items):
+        raise HAANInputError(f"cannot take {first} validation items from a test list of "
+                             f"{len(items)}")
+    if how == "order":
+        return items[:first], items[first:]
+    g = torch.Generator().manual_seed(seed)
+    by_class = {}
+    for item in items:
+        by_class.setdefault(labels[item], []).append(item)
+    keyed = []
+    for c in sorted(by_class):
+        members = by_class[c]
+        order = torch.randperm(len(members), generator=g).tolist()
+        offset = float(torch.rand((), generator=g))
+        keyed += [((k + offset) / len(members), float(torch.rand((), generator=g)), members[j])
+                  for k, j in enumerate(order)]
+    keyed.sort()
+    val = sorted(item for _, _, item in keyed[:first])
+    chosen = set(val)
+    return val, [item for item in items if item not in chosen]
 
 
 # ------------------------------------------------------------------ Corel 5K
 
-def load_corel5k(root, n_val: int = 250) -> Corpus:
+def load_corel5k(root, n_val: int = 250, val_test_split: str = "stratified",
+                 split_seed: int = 0) -> Corpus:
     """Corel 5K in the Duygulu et al. layout: images/<CD>/<id>.jpeg and labels/{words,
     training_label, test_label}. The class is the CD folder; the text is the image's tags
-    restricted to the words that occur in both the training and the test labels; images
-    left with no tag are dropped; the distinct test images are cut into the first
-    ``n_val`` (validation) and the rest (test), in the order of test_label."""
+    restricted to the words that occur in both the training and the test labels (the
+    paper's 260 words; ambiguity log, entry 32); images left with no tag are dropped; the
+    distinct test images are cut into ``n_val`` validation images and the rest (test) by
+    :func:`split_in_two` (``val_test_split``: "stratified" by class with ``split_seed``,
+    or "order", the first ``n_val`` lines of test_label, whose halves share no class)."""
     root = Path(root)
     labels_dir, images_dir = root / "labels", root / "images"
     for p in (labels_dir / "words", labels_dir / "training_label", labels_dir / "test_label"):
@@ -178,10 +237,13 @@ def load_corel5k(root, n_val: int = 250) -> Corpus:
                                "words shared by train and test: removed"})
     problems.append({"kind": "tagless image", "detail": f"{dropped_tagless} images left with "
                      "no dictionary tag: dropped (Section 4.1)"})
-    val, test = _split_in_two(part["test"], n_val)
+    val, test = split_in_two(part["test"], labels, n_val, val_test_split, split_seed)
+    train_only = {w for _, t in train_rows for w in t}
     return Corpus("corel5k", ids, texts, labels, classes,
                   {"train": part["train"], "val": val, "test": test}, paths, problems,
-                  notes={"dictionary": len(dictionary)})
+                  notes={"dictionary": len(dictionary), "dictionary_train_only": len(train_only),
+                         "val_test_split": val_test_split, "split_seed": split_seed},
+                  files=_fingerprint(labels_dir, ("words", "training_label", "test_label")))
 
 
 # ------------------------------------------------------------------ Wiki
@@ -190,10 +252,14 @@ def _tokenize(text: str, stopwords=frozenset()) -> list:
     return [w for w in re.findall(r"[a-z]+", text.lower()) if w not in stopwords and len(w) > 1]
 
 
-def load_wiki(root, n_val: int = 231, max_words: int | None = None) -> Corpus:
+def load_wiki(root, n_val: int = 231, max_words: int | None = None,
+              val_test_split: str = "stratified", split_seed: int = 0) -> Corpus:
     """Wiki (Rasiwasia et al.): texts/<id>.xml, {train,test}set_txt_img_cat.list,
     categories.list; images/<category>/<imageid>.jpg when present. Texts are lower-cased
-    alphabetic words without the stopwords of stopwords.txt (and cut to ``max_words``)."""
+    alphabetic words without the stopwords of stopwords.txt (and cut to ``max_words``).
+    The test list is cut into ``n_val`` validation and the rest test by
+    :func:`split_in_two`; its order is not sorted by class, so "order" gives halves that
+    share all 10 classes too."""
     root = Path(root)
     for name in ("trainset_txt_img_cat.list", "testset_txt_img_cat.list", "categories.list"):
         if not (root / name).exists():
@@ -248,9 +314,12 @@ def load_wiki(root, n_val: int = 231, max_words: int | None = None) -> Corpus:
         problems.append({"kind": "no images", "detail": "images/ is absent: only the 128-d "
                          "SIFT features of raw_features.mat can serve as (global) image "
                          "features, with no patches, so only the global network can run"})
-    val, test = _split_in_two(part["test"], n_val)
+    val, test = split_in_two(part["test"], labels, n_val, val_test_split, split_seed)
     return Corpus("wiki", ids, texts, labels, classes,
-                  {"train": part["train"], "val": val, "test": test}, paths, problems)
+                  {"train": part["train"], "val": val, "test": test}, paths, problems,
+                  notes={"val_test_split": val_test_split, "split_seed": split_seed},
+                  files=_fingerprint(root, ("trainset_txt_img_cat.list",
+                                            "testset_txt_img_cat.list", "categories.list")))
 
 
 # ------------------------------------------------------------------ Pascal Sentence
@@ -296,13 +365,29 @@ def load_pascal(root, seed: int = 0, n_val_per_class: int = 5, n_test_per_class:
         splits["test"] += order[n_val_per_class:n_val_per_class + n_test_per_class]
         splits["train"] += order[n_val_per_class + n_test_per_class:]
     splits = {k: sorted(v) for k, v in splits.items()}
-    return Corpus("pascal", ids, texts, labels, classes, splits, paths, problems)
+    return Corpus("pascal", ids, texts, labels, classes, splits, paths, problems,
+                  notes={"split_seed": seed}, files=_fingerprint(root, ("pascal_sentences.json",)))
+
+
+def _fingerprint(folder: Path, names) -> dict:
+    """sha256 of the files that define a corpus (labels, lists): provenance records these,
+    not the folder they lay in."""
+    return {n: sha256_of(Path(folder) / n) for n in names if (Path(folder) / n).exists()}
 
 
 CORPORA = {"corel5k": load_corel5k, "wiki": load_wiki, "pascal": load_pascal}
 
 
-def load_corpus(name: str, root) -> Corpus:
+def load_corpus(name: str, root, val_test_split: str | None = None,
+                split_seed: int = 0) -> Corpus:
+    """Dataset ``name`` from ``root``. ``val_test_split`` (Corel 5K and Wiki: how their
+    test list is cut into validation and test) defaults to each loader's own default;
+    ``split_seed`` seeds the stratified cut (Corel 5K, Wiki) or the split (Pascal)."""
     if name not in CORPORA:
         raise HAANInputError(f"unknown dataset {name!r}; known: {sorted(CORPORA)}")
-    return CORPORA[name](root)
+    if name == "pascal":
+        return load_pascal(root, seed=split_seed)
+    opts = {"split_seed": split_seed}
+    if val_test_split is not None:
+        opts["val_test_split"] = val_test_split
+    return CORPORA[name](root, **opts)

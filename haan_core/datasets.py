@@ -84,7 +84,8 @@ class PairedData:
                 "splits": {k: int(len(v)) for k, v in self.splits.items()},
                 "alpha": self.alpha, "feature_dim": self.feat_dim,
                 "has_global": self.global_feats is not None,
-                "has_patches": self.patch_feats is not None}
+                "has_patches": self.patch_feats is not None,
+                **{k: self.meta[k] for k in ("files_sha256", "split_classes") if k in self.meta}}
 
     def decode(self, i: int) -> str:
         """The text of pair i as words."""
@@ -217,7 +218,8 @@ def paired_from_corpus(corpus, global_feats, patch_feats, ok=None, description="
         splits=splits, vocab=vocab, class_names=corpus.class_names, synthetic=False,
         description=description,
         meta={"ids": [corpus.ids[i] for i in keep.tolist()], "problems": corpus.problems,
-              "dropped_unreadable": int(n - len(keep))})
+              "dropped_unreadable": int(n - len(keep)), "files_sha256": corpus.files,
+              "split_classes": corpus.split_classes()})
 
 
 def feature_cache_dir(cfg):
@@ -238,14 +240,16 @@ def load_real(cfg) -> PairedData:
     if cfg.root is None:
         raise HAANInputError(f"dataset {cfg.dataset!r} needs --root, the folder that holds it "
                              f"(see `python -m haan_core data check {cfg.dataset} --root DIR`)")
-    corpus = load_corpus(cfg.dataset, cfg.root)
+    corpus = load_corpus(cfg.dataset, cfg.root, cfg.val_test_split, cfg.split_seed)
     if cfg.max_words is not None:
         corpus.texts = [t[:cfg.max_words] for t in corpus.texts]  # before the vocabulary
     paths = corpus.image_paths
     if cfg.dataset == "wiki" and all(p is None for p in paths):
         import scipy.io
         from pathlib import Path
+        from .corpora import sha256_of
         mat = scipy.io.loadmat(Path(cfg.root) / "raw_features.mat")
+        corpus.files["raw_features.mat"] = sha256_of(Path(cfg.root) / "raw_features.mat")
         sift = torch.from_numpy(np.concatenate([mat["I_tr"], mat["I_te"]])).float()
         if len(sift) != len(corpus.ids):
             raise HAANInputError(f"wiki: raw_features.mat has {len(sift)} rows for "

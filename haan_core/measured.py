@@ -68,18 +68,33 @@ def path_of(name: str, results_dir=None) -> Path:
     return Path(results_dir or RESULTS_DIR) / f"{name}.json"
 
 
+# configuration fields that name a place on the machine that ran: never committed
+MACHINE_FIELDS = ("root", "feature_cache")
+
+
 def record(name: str, result: dict, provenance_note: str | None = None) -> dict:
     """The committed form of a result JSON (``TrainResult.to_json()``): scores, the curve
     per epoch, the provenance and the deviations; the per-iteration losses are left out.
-    ``provenance_note`` records anything about the provenance that its fields cannot say."""
+    ``provenance_note`` records anything about the provenance that its fields cannot say.
+
+    Refuses a result whose configuration differs from the measurement's or lacks one of its
+    fields. Folders on the machine that ran (``root``, ``feature_cache``) are not kept: the
+    data is named by the dataset and the sha256 of its label files (provenance "data")."""
     m = MEASUREMENTS[name]
     expected = m.config().to_dict()
     got = result["provenance"]["config"]
-    differ = {k: (got.get(k, expected[k]), expected[k]) for k in expected
-              if k not in m.fields_ignored and got.get(k, expected[k]) != expected[k]}
+    missing = sorted(k for k in expected if k not in got and k not in m.fields_ignored)
+    if missing:
+        raise HAANInputError(f"this result's configuration lacks field(s) {missing} that "
+                             f"measurement {name!r} sets: it was made by older code; re-run "
+                             f"`python -m haan_core measure {name} --root DIR`")
+    differ = {k: (got[k], expected[k]) for k in expected
+              if k not in m.fields_ignored and got[k] != expected[k]}
     if differ:
         raise HAANInputError(f"this result was not trained with the configuration of "
                              f"{name!r}; differing fields (got, expected): {differ}")
+    prov = {**result["provenance"],
+            "config": {**got, **{k: None for k in MACHINE_FIELDS if k in got}}}
     return {"name": name, "dataset": m.dataset, "variant": m.variant, "label": m.label,
             "source": "measured", "i2t": result["i2t"], "t2i": result["t2i"],
             "avg": result["avg"], "best_epoch": result["best_epoch"] + 1,
@@ -87,8 +102,14 @@ def record(name: str, result: dict, provenance_note: str | None = None) -> dict:
             "deviations": list(m.deviations), "notes": m.notes,
             "regenerate": f"python -m haan_core measure {name} --root DIR",
             "test_by_module": result["test_by_module"],
-            "val_history": result["val_history"], "provenance": result["provenance"],
+            "val_history": result["val_history"], "provenance": prov,
             **({"provenance_note": provenance_note} if provenance_note else {})}
+
+
+def raw_path_of(name: str) -> Path:
+    """Where :func:`measure` keeps the whole result (with the per-iteration losses) of the
+    last run of ``name``: under data/cache (ignored by git), so it can be recorded again."""
+    return PACKAGE_DIR.parent / "data" / "cache" / "measured_raw" / f"{name}.json"
 
 
 def measure(name: str, root, results_dir=None, **run_options) -> dict:
@@ -97,7 +118,10 @@ def measure(name: str, root, results_dir=None, **run_options) -> dict:
     if name not in MEASUREMENTS:
         raise HAANInputError(f"unknown measurement {name!r}; known: {sorted(MEASUREMENTS)}")
     cfg = MEASUREMENTS[name].config(root=str(root), **run_options)
-    rec = record(name, train(cfg).to_json())
+    result = train(cfg).to_json()
+    write_json(raw_path_of(name) if results_dir is None else
+               Path(results_dir) / "raw" / f"{name}.json", result)
+    rec = record(name, result)
     write_json(path_of(name, results_dir), rec)
     return rec
 

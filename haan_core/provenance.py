@@ -31,8 +31,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 def device_description(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"
-    return f"cpu ({platform.processor() or platform.machine()}, " \
-           f"{torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, " \
+           f"{threads} PyTorch thread{'s' if threads != 1 else ''})"
 
 
 def git_commit() -> dict:

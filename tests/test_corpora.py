@@ -79,7 +79,7 @@ def _write_corel(root: Path):
 
 def test_quirks_are_handled_and_reported(tmp_path):
     _write_corel(tmp_path)
-    c = load_corel5k(tmp_path, n_val=1)
+    c = load_corel5k(tmp_path, n_val=1, val_test_split="order")
     k = _kinds(c)
     assert {"stray character", "duplicate id", "image without a label line",
             "zero-byte image", "tagless image"} <= set(k)
@@ -100,15 +100,103 @@ def test_missing_data_says_where_to_get_it(tmp_path):
         load_wiki(tmp_path)
 
 
+def _check(root, *flags):
+    return subprocess.run([sys.executable, "-m", "haan_core", "data", "check", "corel5k",
+                           "--root", str(root), *flags], capture_output=True, text=True,
+                          timeout=60)
+
+
 def test_data_check_prints_the_summary(tmp_path):
-    _write_corel(tmp_path)
-    proc = subprocess.run([sys.executable, "-m", "haan_core", "data", "check", "corel5k",
-                           "--root", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    _write_sorted_corel(tmp_path, counts=(60, 60, 60, 60, 60))
+    proc = _check(tmp_path)
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
-    for key in ("pairs", "classes", "vocabulary", "splits", "problems"):
+    for key in ("pairs", "classes", "vocabulary", "splits", "problems", "split_classes",
+                "files_sha256"):
         assert key in summary
-    assert summary["pairs"] == 5 and summary["splits"]["train"] == 3
+    assert summary["pairs"] == 310 and summary["splits"] == {"train": 10, "val": 250, "test": 50}
+    assert summary["split_classes"] == {"train": 5, "val": 5, "test": 5,
+                                        "val_and_test_share": 5, "in_test_not_val": 0}
+    assert str(tmp_path) not in proc.stdout                      # no machine path
+    old = json.loads(_check(tmp_path, "--val-test-split", "order").stdout)
+    assert old["split_classes"]["val_and_test_share"] == 1   # class 5 straddles the cut
+    # a test list shorter than the paper's validation half: a clear error, not an empty test
+    small = tmp_path / "small"
+    _write_corel(small)
+    proc = _check(small)
+    assert proc.returncode == 2 and "cannot take 250 validation items" in proc.stderr
+
+
+# ------------------------------------------------------------------ the val/test cut
+
+def _write_sorted_corel(root: Path, counts=(1, 2, 3, 5, 8, 13, 4, 2)):
+    """A Corel-layout folder whose test list is sorted by class, as the real one is: class
+    k has counts[k] test images and two training images."""
+    (root / "labels").mkdir(parents=True)
+    (root / "labels" / "words").write_text("sky\nwater\n")
+    train, test = [], []
+    for cd, n in enumerate(counts, start=1):
+        (root / "images" / str(cd)).mkdir(parents=True)
+        for j in range(n + 2):
+            img = f"{cd}{j:03d}"
+            (root / "images" / str(cd) / f"{img}.jpeg").write_bytes(b"\xff\xd8fake")
+            (train if j < 2 else test).append(f"{img} 1 2")
+    (root / "labels" / "training_label").write_text("\n".join(train) + "\n")
+    (root / "labels" / "test_label").write_text("\n".join(test) + "\n")
+    return counts
+
+
+def _classes(c, split):
+    return {c.labels[i] for i in c.splits[split]}
+
+
+def test_stratified_cut_puts_every_class_with_two_test_images_in_both_halves(tmp_path):
+    counts = _write_sorted_corel(tmp_path)
+    n_test = sum(counts)
+    for seed in range(5):
+        c = load_corel5k(tmp_path, n_val=n_test // 2, split_seed=seed)
+        assert len(c.splits["val"]) == n_test // 2 and len(c.splits["test"]) == n_test - n_test // 2
+        assert sorted(c.splits["val"] + c.splits["test"]) == sorted(range(2 * len(counts), len(c.ids)))
+        both = _classes(c, "val") & _classes(c, "test")
+        assert both == {k for k, n in enumerate(counts) if n >= 2}
+        for k, n in enumerate(counts):   # each class gets about half of its images
+            in_val = sum(c.labels[i] == k for i in c.splits["val"])
+            assert abs(in_val - n / 2) <= 1, (seed, k, in_val, n)
+    assert load_corel5k(tmp_path, n_val=19, split_seed=3).splits == \
+        load_corel5k(tmp_path, n_val=19, split_seed=3).splits
+    assert load_corel5k(tmp_path, n_val=19, split_seed=3).splits["val"] != \
+        load_corel5k(tmp_path, n_val=19, split_seed=4).splits["val"]
+    # the order cut of a class-sorted list: the halves share at most one class
+    old = load_corel5k(tmp_path, n_val=n_test // 2, val_test_split="order")
+    assert len(_classes(old, "val") & _classes(old, "test")) <= 1
+    assert old.summary()["split_classes"]["val_and_test_share"] <= 1
+
+
+def test_split_in_two_refuses_bad_input():
+    from haan_core.corpora import split_in_two
+    with pytest.raises(HAANInputError, match="val_test_split"):
+        split_in_two([0, 1], [0, 0], 1, how="random")
+    with pytest.raises(HAANInputError, match="cannot take 3"):
+        split_in_two([0, 1], [0, 0], 3)
+    assert split_in_two([5, 6, 7], {5: 0, 6: 0, 7: 1}, 0) == ([], [5, 6, 7])
+
+
+def test_corel5k_real_halves_share_every_class():
+    """On the real copy the test list is sorted by class: the order cut gives validation and
+    test halves with no class in common; the default stratified cut shares all 50."""
+    root = _real("corel5k")
+    c = load_corel5k(root)
+    test_counts = {}
+    for i in c.splits["val"] + c.splits["test"]:
+        test_counts[c.labels[i]] = test_counts.get(c.labels[i], 0) + 1
+    assert _classes(c, "val") & _classes(c, "test") == {k for k, n in test_counts.items() if n >= 2}
+    assert c.summary()["split_classes"]["val_and_test_share"] == 50
+    assert c.summary()["dictionary"] == 260 and c.summary()["dictionary_train_only"] == 371
+    old = load_corel5k(root, val_test_split="order")
+    assert old.summary()["split_classes"] == {"train": 50, "val": 25, "test": 25,
+                                              "val_and_test_share": 0, "in_test_not_val": 25}
+    assert old.splits["train"] == c.splits["train"]
+    assert set(c.files) == {"words", "training_label", "test_label"}
 
 
 def test_corpus_becomes_training_data(tmp_path):
@@ -116,7 +204,7 @@ def test_corpus_becomes_training_data(tmp_path):
 
     from haan_core.datasets import paired_from_corpus
     _write_corel(tmp_path)
-    c = load_corel5k(tmp_path, n_val=1)
+    c = load_corel5k(tmp_path, n_val=1, val_test_split="order")
     n = len(c.ids)
     ok = torch.tensor([True, True, False, True, True])        # pair 2 unreadable
     data = paired_from_corpus(c, torch.rand(n, 6), torch.rand(n, 9, 4), ok)
