@@ -42,6 +42,60 @@ def test_awl_equals_loop(mining, weighting, directions, layout, rho):
     assert float(got) == pytest.approx(expected, rel=1e-10, abs=1e-12)
 
 
+def test_mining_is_strict_on_the_boundary():
+    """Eqs. 16-17 use strict inequalities. Dyadic numbers make the boundaries exact: a
+    positive exactly at max-negative + rho, and a negative exactly at min-positive - rho,
+    are NOT mined; a hair inside, they are."""
+    rho = 0.5
+    # anchor 0: positives (cols 0, 1), negatives (cols 2, 3)
+    # max negative = 0.25 -> positive boundary 0.75; min positive = 0.5 -> negative boundary 0.0
+    sim = torch.tensor([[0.75, 0.5, 0.25, 0.0]], dtype=torch.float64)
+    pos = torch.tensor([[True, True, False, False]])
+    keep_pos, keep_neg = mine_pairs(sim, pos, rho=rho)
+    assert keep_pos.tolist() == [[False, True, False, False]]    # 0.75 < 0.75 is false
+    assert keep_neg.tolist() == [[False, False, True, False]]    # 0.0 > 0.0 is false
+    inside = sim + torch.tensor([[-2.0 ** -20, 0, 0, 2.0 ** -20]], dtype=torch.float64)
+    keep_pos, keep_neg = mine_pairs(inside, pos, rho=rho)
+    assert keep_pos.tolist() == [[True, True, False, False]]
+    assert keep_neg.tolist() == [[False, False, True, True]]
+    # and the loss agrees with the loop on the boundary, in both directions
+    B = torch.tensor([[0.75, 0.5, 0.25, 0.0], [0.25, 0.75, 0.5, 0.0],
+                      [0.5, 0.0, 0.75, 0.25], [0.0, 0.25, 0.5, 0.75]], dtype=torch.float64)
+    labels = torch.tensor([0, 0, 1, 1])
+    for weighting in (True, False):
+        got = awl(B, labels, labels, rho=rho, mining=True, weighting=weighting)
+        expected = ref.awl(B.tolist(), labels.tolist(), labels.tolist(), rho, True, weighting,
+                           "both")
+        assert float(got) == pytest.approx(expected, rel=1e-12, abs=1e-14)
+
+
+@pytest.mark.parametrize("mining,weighting,directions", SWITCHES)
+@pytest.mark.parametrize("shape", [(4, 9), (9, 4)])
+def test_awl_and_triplet_of_a_non_square_batch_equal_loop(mining, weighting, directions,
+                                                          shape):
+    """B_img != B_txt: each direction averages over its own anchors (images for the
+    image-anchor term, texts for the text-anchor term)."""
+    g = torch.Generator().manual_seed(shape[0])
+    sim = torch.rand(*shape, generator=g, dtype=torch.float64) * 2 - 1
+    img = torch.randint(3, (shape[0],), generator=g)
+    txt = torch.randint(3, (shape[1],), generator=g)
+    got = awl(sim, img, txt, rho=0.6, mining=mining, weighting=weighting,
+              directions=directions)
+    expected = ref.awl(sim.tolist(), img.tolist(), txt.tolist(), 0.6, mining, weighting,
+                       directions)
+    assert float(got) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+    sim.requires_grad_(True)
+    awl(sim, img, txt, mining=mining, weighting=weighting, directions=directions).backward()
+    torch.testing.assert_close(awl_grad(sim, img, txt, mining=mining, weighting=weighting,
+                                        directions=directions), sim.grad,
+                               rtol=1e-12, atol=1e-14)
+    for hardest in (True, False):
+        got = triplet(sim, img, txt, margin=0.2, hardest=hardest, directions=directions)
+        expected = ref.triplet(sim.tolist(), img.tolist(), txt.tolist(), 0.2, hardest,
+                               directions)
+        assert float(got) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+
+
 def test_small_margin_really_empties_mined_sets():
     """With a tiny rho on well-separated scores, some anchors keep nothing: the loop and
     the code must still agree (covered above) and the masks must show the empty sets."""

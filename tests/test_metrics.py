@@ -32,6 +32,23 @@ def test_ties_keep_gallery_order():
     assert mean_average_precision(sim, torch.tensor([1]), gl, k=2) == pytest.approx(1.0)
 
 
+def test_ties_rank_in_gallery_order_not_reversed():
+    """Tied scores rank in gallery order (a stable sort). The gallery [r, r, n, n, n] is
+    not a palindrome, so the two orders differ: in gallery order the relevant items are at
+    ranks 1 and 2 (AP 1); reversed they would be at ranks 4 and 5 (AP (1/4 + 2/5) / 2)."""
+    q = torch.tensor([0])
+    tied = torch.zeros(1, 5)
+    gl = torch.tensor([0, 0, 1, 1, 1])
+    assert mean_average_precision(tied, q, gl) == pytest.approx(1.0)
+    assert mean_average_precision(tied, q, gl.flip(0)) == pytest.approx((1 / 4 + 2 / 5) / 2)
+    sim = torch.tensor([[0.0, 0.0, 0.9, 0.0, 0.0]])          # item 2 first, then 0, 1, 3, 4
+    gl = torch.tensor([1, 0, 1, 0, 1])
+    # ranking: 2 (n), 0 (n), 1 (r), 3 (r), 4 (n): AP = (1/3 + 2/4) / 2
+    assert mean_average_precision(sim, q, gl) == pytest.approx((1 / 3 + 2 / 4) / 2)
+    # precision@k and the PR curve break ties the same way
+    assert precision_at_k(tied, q, torch.tensor([0, 0, 1, 1, 1]), 2) == pytest.approx(1.0)
+
+
 def test_query_without_relevant_items_scores_zero():
     sim = torch.rand(2, 5)
     aps = average_precision(sim, torch.tensor([7, 0]), torch.tensor([0, 1, 0, 1, 2]))

@@ -14,7 +14,7 @@ def _rand(*shape, seed=0, dtype=torch.float64):
 def test_gcm_equals_loop():
     img, txt = _rand(5, 7, seed=1), _rand(4, 7, seed=2)
     expected = torch.tensor(ref.gcm(img.tolist(), txt.tolist()), dtype=torch.float64)
-    torch.testing.assert_close(gcm(img, txt), expected)
+    torch.testing.assert_close(gcm(img, txt), expected, rtol=1e-10, atol=1e-12)
 
 
 def _local_inputs(seed=0, N=4, M=5, alpha=3, beta=6, d=8, dtype=torch.float64):
@@ -29,8 +29,19 @@ def test_lcm_equals_loop(lam):
     patches, words, lengths = _local_inputs()
     expected = torch.tensor(ref.lcm(patches.tolist(), words.tolist(), lengths.tolist(), lam),
                             dtype=torch.float64)
+    # float64 agrees with the loop to ~1e-15; 1e-10 leaves room for summation order only
     torch.testing.assert_close(lcm(patches, words, lengths, lam=lam), expected,
-                               rtol=1e-6, atol=1e-6)
+                               rtol=1e-10, atol=1e-12)
+
+
+def test_lcm_of_a_non_square_batch_equals_loop():
+    """More texts than images and the reverse: no axis of the code may stand for another."""
+    for N, M in ((2, 5), (5, 2)):
+        patches, words, lengths = _local_inputs(seed=7, N=N, M=M)
+        expected = torch.tensor(ref.lcm(patches.tolist(), words.tolist(), lengths.tolist(),
+                                        9.0), dtype=torch.float64)
+        torch.testing.assert_close(lcm(patches, words, lengths), expected,
+                                   rtol=1e-10, atol=1e-12)
 
 
 def test_lcm_ignores_padding():
