@@ -1,7 +1,8 @@
 """The book: notebooks re-run with new parameters, and built pages load in a browser.
 
 nbval itself validates the executed notebooks (book/notebooks/*.ipynb): `make test`
-passes them to pytest with --nbval and tests/nbval_sanitize.cfg.
+passes them to pytest with --nbval and tests/nbval_sanitize.cfg (what that compares and
+what it cannot: tests/README.md).
 """
 import functools
 import http.server
@@ -30,6 +31,31 @@ def test_every_notebook_starts_with_one_parameters_cell():
         assert tagged == [0], f"{name}: parameters cell at {tagged}, expected only the first"
         assert "import haan_core" in jupytext.writes(nb, "py:percent") or \
             "from haan_core" in jupytext.writes(nb, "py:percent")
+
+
+def _sanitizers():
+    """The (regex, replace) rules of tests/nbval_sanitize.cfg, as nbval reads them."""
+    import configparser
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "tests" / "nbval_sanitize.cfg")
+    return [(re.compile(cfg[s]["regex"]), cfg[s]["replace"]) for s in cfg.sections()]
+
+
+def _sanitize(text):
+    for rx, rep in _sanitizers():
+        text = rx.sub(rep, text)
+    return text
+
+
+def test_nbval_compares_numbers_and_masks_only_what_varies():
+    """Numbers the pages print survive sanitizing (so nbval compares them); commits,
+    digests, timestamps and styler ids are masked."""
+    numbers = "AVG 0.6523490075771093, loss 1234567890.5, 0.0403 and 4492812345678"
+    assert _sanitize(numbers) == numbers
+    assert _sanitize("0.6523490075771093") != _sanitize("0.6523490075771094")
+    varying = ("commit acbd772af050ef4499f7f7fa64efd5db8a2a60d0 (acbd772af0), "
+               "trained 2026-11-24T16:41:35+00:00, <table id=\"T_3f9a1\">")
+    assert _sanitize(varying) == ("commit HEX (HEX), trained TIME, <table id=\"T_UUID\">")
 
 
 def test_parameters_are_read_as_yaml(tmp_path):
