@@ -73,8 +73,10 @@ equal = [grid.loc[w, w] for w in weights if w > 0]
 glue("f7_equal", float(equal[-1]) if equal else float("nan"), display=False)
 
 # %% [markdown]
-# The best cell of this grid is υ1 = {glue:text}`f7_best_u1`, υ2 =
-# {glue:text}`f7_best_u2`, with AVG mAP {glue:text}`f7_best:.4f`. Every cell of the
+# The highest test AVG mAP of this grid, {glue:text}`f7_best:.4f`, is at υ1 =
+# {glue:text}`f7_best_u1`, υ2 = {glue:text}`f7_best_u2`. Like the paper's Figure 7, this
+# reads the sensitivity to the weights on the **test split**; it is not a selection of
+# the weights (that would use the validation split). Every cell of the
 # diagonal scores the same, {glue:text}`f7_equal:.4f`: a common scale does not change
 # a ranking, so only the ratio υ1 : υ2 matters. Far from the diagonal one level
 # dominates, and mAP falls towards the single-level models of Table 6.

@@ -82,6 +82,9 @@ haan = measured.loc["HAAN"] if "HAAN" in measured.index else measured.iloc[0]
 glue("t4_seconds", float(haan["measured s"]), display=False)
 glue("t4_device", haan["device (measured)"], display=False)
 glue("t4_ms", float(haan["measured ms / iteration"]), display=False)
+glue("t4_embed", int(cfg.embed_dim), display=False)
+glue("t4_width_note", "the same as the paper's" if cfg.embed_dim == 1024 else
+     "the paper's is 1024", display=False)
 
 # %% [markdown]
 # HAAN trained in {glue:text}`t4_seconds:.1f` s on {glue:text}`t4_device`, about
@@ -89,8 +92,9 @@ glue("t4_ms", float(haan["measured ms / iteration"]), display=False)
 # HAAN-GCM and HAAN-LCM train one each. LAN costs more than GAN because LCM attends over
 # every patch-word pair (eqs. 11-15).
 #
-# These times are not comparable with the paper's. The data, its size, the model width
-# (256 here against 1024) and the hardware all differ, so no difference column is shown.
+# These times are not comparable with the paper's. The hardware differs, and so may the
+# data, its size and the model width (a {glue:text}`t4_embed`-d common space here;
+# {glue:text}`t4_width_note`), so no difference column is shown.
 # On the paper's datasets the "reported s" column fills in beside the measured time. A
 # benchmark that prints timings for a chosen device is `python -m haan_core train
 # --dataset ... --device cuda`, whose JSON records `train_seconds`.

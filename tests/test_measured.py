@@ -1,6 +1,7 @@
 """Committed measured results: written by one command, checked against their configuration,
 read back by the book as measured (never as reported)."""
 import json
+import re
 
 import pytest
 
@@ -39,8 +40,14 @@ def test_record_refuses_a_result_of_another_configuration(tiny_measurement):
               "provenance": {"config": cfg}}
     with pytest.raises(HAANInputError, match="rho"):
         M.record("tiny", result)
-    result["provenance"]["config"] = tiny_measurement.config(root="/x").to_dict()
-    assert M.record("tiny", result)["avg"] == .5        # where the data lay does not matter
+    result["provenance"]["config"] = tiny_measurement.config(root="/x/y").to_dict()
+    rec = M.record("tiny", result)
+    assert rec["avg"] == .5                            # where the data lay does not matter
+    assert "/x/y" not in json.dumps(rec)               # and is not committed
+    # a configuration that lacks a field the measurement sets was made by other code
+    del result["provenance"]["config"]["val_test_split"]
+    with pytest.raises(HAANInputError, match=r"lacks field\(s\) \['val_test_split'\]"):
+        M.record("tiny", result)
 
 
 def test_unknown_measurement_and_foreign_files(tmp_path):
@@ -59,6 +66,10 @@ def test_committed_results_match_their_registry_and_are_labelled(rec):
     M.record(rec["name"], {**rec, "best_epoch": rec["best_epoch"] - 1})  # raises if not
     p = rec["provenance"]
     assert p["commit"] and p["time_utc"] and p["seed"] == m.overrides["seed"]
+    assert not re.search(r"(/work/|/home/|/tmp/|/Users/|[A-Z]:\\)", json.dumps(rec))
+    if p["data"].get("synthetic") is False:            # real data is named by its files
+        assert p["data"]["files_sha256"] and p["data"]["split_classes"]["val_and_test_share"] \
+            == min(p["data"]["split_classes"]["val"], p["data"]["split_classes"]["test"])
     assert 0 <= rec["i2t"] <= 1 and 0 <= rec["t2i"] <= 1
     assert rec["avg"] == pytest.approx((rec["i2t"] + rec["t2i"]) / 2)
     assert len(rec["val_history"]) == HAANConfig.for_dataset(m.dataset).epochs
