@@ -137,7 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.set_defaults(out=None)
     m = sub.add_parser("measure", help="regenerate a committed measured result "
                                        "(data/measured/NAME.json) with its configuration")
-    m.add_argument("name", help="corel5k_haan or wiki_gcm_sift")
+    m.add_argument("name", help="corel5k_haan, corel5k_haan_order_split or wiki_gcm_sift")
     m.add_argument("--root", required=True, help="the dataset's folder")
     m.add_argument("--device", default="auto")
     m.add_argument("--results-dir", default=None, help="default: data/measured")

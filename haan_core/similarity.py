@@ -54,6 +54,8 @@ def _check_local(patches, words, lengths):
         raise HAANInputError(
             f"lengths must be a 1-d tensor with one entry per text ({words.shape[0]}), "
             f"got {getattr(lengths, 'shape', type(lengths).__name__)}")
+    if lengths.is_floating_point() or lengths.is_complex():
+        raise HAANInputError(f"lengths must hold integer word counts, got dtype {lengths.dtype}")
     lengths = lengths.to(device=words.device, dtype=torch.long)
     if (lengths < 1).any() or (lengths > words.shape[1]).any():
         raise HAANInputError(

@@ -59,6 +59,8 @@ CASES = {
             "lengths must be a 1-d tensor with one entry per text (3), got torch.Size([1, 3])"),
            ("lengths too short", (P, W, LEN[:2]),
             "lengths must be a 1-d tensor with one entry per text (3), got torch.Size([2])"),
+           ("float lengths", (P, W, torch.tensor([1.0, 2.5, 5.0])),
+            "lengths must hold integer word counts, got dtype torch.float32"),
            ("a zero length", (P, W, torch.tensor([1, 0, 5])),
             "every length must lie in 1..5 (the padded text length); got min 0, max 5"),
            ("a length too long", (P, W, torch.tensor([1, 6, 5])),
@@ -199,6 +201,41 @@ def test_pr_curve_edge_cases_equal_loop():
     torch.testing.assert_close(one, _pr_loop(sim[1:], ql[1:], gl, levels))
     none = pr_curve(sim, torch.tensor([5, 6]), gl, recall_levels=levels)[1]
     assert none.tolist() == [0.0] * 4               # no query has a relevant item
+
+
+def test_pr_curve_recall_levels_are_exact_float64():
+    """Recall levels are float64: 0.05 or 0.1 in float32 lie a hair above the recall 1/20 or
+    1/10 that a query reaches, which would move the interpolation one relevant item deeper."""
+    levels, _ = pr_curve(torch.rand(1, 3), torch.tensor([0]), torch.tensor([0, 1, 0]))
+    assert levels.dtype == torch.float64
+    assert torch.equal(levels, torch.linspace(0, 1, 21, dtype=torch.float64))
+    # 20 relevant of 22, the first ranked first: precision 1.0 at recall 1/20 and 1/10
+    ranking = torch.tensor([[22.0, 21.0] + [20.0 - i for i in range(20)]])
+    gl = torch.tensor([0, 1] + [0] * 19 + [1])
+    q = torch.tensor([0])
+    _, default_prec = pr_curve(ranking, q, gl)
+    torch.testing.assert_close(default_prec, _pr_loop(ranking, q, gl, levels.tolist()),
+                               rtol=0, atol=1e-15)
+    assert float(default_prec[1]) == 1.0                      # recall 0.05
+    # 10 relevant of 12, the first ranked first: precision 1.0 at recall 1/10 exactly
+    ranking = torch.tensor([[12.0 - i for i in range(12)]])
+    gl = torch.tensor([0, 1, 1] + [0] * 9)
+    listed = [0.1, 0.3, 0.7]                                  # Python floats, not tensors
+    _, prec = pr_curve(ranking, q, gl, recall_levels=listed)
+    torch.testing.assert_close(prec, _pr_loop(ranking, q, gl, listed), rtol=0, atol=1e-15)
+    assert float(prec[0]) == 1.0
+
+
+def test_map_of_a_large_tied_gallery_equals_loop():
+    """Ties in a gallery of hundreds: an unstable sort reorders them (it does from about 100
+    items on this CPU); eq. 25 as pinned ranks ties in gallery order."""
+    g = torch.Generator().manual_seed(9)
+    sim = torch.round(torch.rand(4, 300, generator=g) * 4) / 4     # five distinct values
+    ql, gl = torch.randint(5, (4,), generator=g), torch.randint(5, (300,), generator=g)
+    expected = ref.mean_average_precision(sim.tolist(), ql.tolist(), gl.tolist())
+    assert mean_average_precision(sim, ql, gl) == pytest.approx(expected, rel=1e-12)
+    expected = ref.mean_average_precision(sim.tolist(), ql.tolist(), gl.tolist(), 40)
+    assert mean_average_precision(sim, ql, gl, k=40) == pytest.approx(expected, rel=1e-12)
 
 
 def test_retrieval_scores_with_a_depth_equal_loop():
