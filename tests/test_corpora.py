@@ -45,6 +45,9 @@ def test_wiki_reproduces_the_papers_counts_and_reports_its_quirks():
     s = c.summary()
     assert s["pairs"] == 2866 and s["classes"] == 10
     assert s["splits"] == {"train": 2173, "val": 231, "test": 462}
+    assert s["split_classes"]["val_and_test_share"] == 10      # every class in both halves
+    assert set(s["files_sha256"]) == {"trainset_txt_img_cat.list", "testset_txt_img_cat.list",
+                                      "categories.list"}
     k = _kinds(c)
     assert "'Ab3150b0c" in k["stray character"]["detail"]
     assert "only the global network" in k["no images"]["detail"]
@@ -57,6 +60,8 @@ def test_pascal_split_is_stratified_and_seeded():
     for split in ("val", "test"):
         per_class = [sum(c.labels[i] == k for i in c.splits[split]) for k in range(20)]
         assert per_class == [5] * 20
+    assert c.summary()["split_classes"] == {"train": 20, "val": 20, "test": 20,
+                                            "val_and_test_share": 20, "in_test_not_val": 0}
     assert load_pascal(root, seed=0).splits == c.splits
     assert load_pascal(root, seed=1).splits["test"] != c.splits["test"]
     assert "4 captions" in _kinds(c)["caption count"]["detail"]
