@@ -24,8 +24,9 @@ def _local_inputs(seed=0, N=4, M=5, alpha=3, beta=6, d=8, dtype=torch.float64):
     return patches, words, lengths
 
 
-@pytest.mark.parametrize("lam", [9.0, 1.0, 0.0])
+@pytest.mark.parametrize("lam", [9.0, 1.0, 0.0, 200.0, -70.0])
 def test_lcm_equals_loop(lam):
+    """|lam| > 60 takes lcm's other shift of the exponent (the largest among real words)."""
     patches, words, lengths = _local_inputs()
     expected = torch.tensor(ref.lcm(patches.tolist(), words.tolist(), lengths.tolist(), lam),
                             dtype=torch.float64)
@@ -63,6 +64,16 @@ def test_lcm_chunking_does_not_change_the_result(chunk):
     patches, words, lengths = _local_inputs(seed=4, N=7)
     full = lcm(patches, words, lengths, chunk_size=100)
     torch.testing.assert_close(lcm(patches, words, lengths, chunk_size=chunk), full)
+
+
+@pytest.mark.parametrize("lam", [9.0, 200.0])
+def test_lcm_float32_agrees_with_float64(lam):
+    """exp(lam * 1) overflows float32 near lam = 89: the shifted exponent must not."""
+    patches, words, lengths = _local_inputs(seed=6)
+    got = lcm(patches.float(), words.float(), lengths, lam=lam)
+    assert torch.isfinite(got).all()
+    torch.testing.assert_close(got.double(), lcm(patches, words, lengths, lam=lam),
+                               rtol=1e-4, atol=1e-5)
 
 
 def test_lcm_float32_and_gradients():
