@@ -56,6 +56,7 @@ class HAANConfig:
     patch_mode: str = "crops"         # 3 x 3 crops (the paper) or "grid" (faster deviation)
     feature_cache: str | None = None  # where extracted features are cached; None = data/cache
     device: str = "auto"              # "auto": CUDA when present, else CPU
+    precision: str = "fp32"           # "bf16": autocast the networks (choice; losses stay fp32)
     # Table 2 and Section 4.2
     alpha: int = 9                    # patches per image (3 x 3)
     lam: float = 9.0                  # inverse temperature of eq. 13
@@ -120,6 +121,8 @@ class HAANConfig:
                                  f"got {self.backbone!r}")
         if self.patch_mode not in ("crops", "grid"):
             raise HAANInputError(f"patch_mode must be 'crops' or 'grid', got {self.patch_mode!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise HAANInputError(f"precision must be 'fp32' or 'bf16', got {self.precision!r}")
         if self.val_test_split not in ("stratified", "order"):
             raise HAANInputError(f"val_test_split must be 'stratified' or 'order', "
                                  f"got {self.val_test_split!r}")

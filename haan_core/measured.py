@@ -85,6 +85,10 @@ def path_of(name: str, results_dir=None) -> Path:
 # configuration fields that name a place on the machine that ran: never committed
 MACHINE_FIELDS = ("root", "feature_cache")
 
+# fields added to the configuration after runs were committed, with the one value older
+# code could run: a result without the field ran with that value
+ADDED_FIELDS = {"precision": "fp32"}
+
 
 def record(name: str, result: dict, provenance_note: str | None = None) -> dict:
     """The committed form of a result JSON (``TrainResult.to_json()``): scores, the curve
@@ -96,7 +100,7 @@ def record(name: str, result: dict, provenance_note: str | None = None) -> dict:
     data is named by the dataset and the sha256 of its label files (provenance "data")."""
     m = MEASUREMENTS[name]
     expected = m.config().to_dict()
-    got = result["provenance"]["config"]
+    got = {**ADDED_FIELDS, **result["provenance"]["config"]}
     missing = sorted(k for k in expected if k not in got and k not in m.fields_ignored)
     if missing:
         raise HAANInputError(f"this result's configuration lacks field(s) {missing} that "

@@ -28,6 +28,13 @@ def seed_everything(seed: int) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
+def autocast(cfg: HAANConfig, device: torch.device):
+    """The networks' forward pass in bf16 when ``cfg.precision`` is "bf16" (autocast: matrix
+    products and the GRU in bf16, reductions in fp32); a no-op in fp32. Losses (eq. 23), the
+    mining and weighting of AWL and mAP (eq. 25) always run in fp32 on fp32 matrices."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
+
+
 def make_loss(cfg: HAANConfig):
     """tau of eqs. 1 and 4 for this variant: AWL (with its stage switches), TRI, or the
     base loss of the variants that have neither (see the ambiguity log)."""
@@ -70,18 +77,20 @@ def evaluate(model: HAAN, data: PairedData, split: str, cfg: HAANConfig,
     for key, net in model.networks().items():
         feats = "global" if key == "C" else "patches"
         imgs, txts = [], []
-        for s in range(0, len(idx), batch):
-            b = data.batch(idx[s:s + batch], device)
-            imgs.append(net.encode_images(b[feats]))
-            txts.append(net.encode_texts(b["tokens"], b["lengths"]))
-        img = torch.cat(imgs)
-        if key == "C":
-            txt = torch.cat(txts)
-        else:  # word tensors of chunks differ in length: pad to the longest
-            width = max(w.shape[1] for w, _ in txts)
-            txt = (torch.cat([torch.nn.functional.pad(w, (0, 0, 0, width - w.shape[1]))
-                              for w, _ in txts]), torch.cat([n for _, n in txts]))
-        sims[key] = net.similarity(img, txt, chunk_size=cfg.lcm_chunk).cpu()
+        with autocast(cfg, device):
+            for s in range(0, len(idx), batch):
+                b = data.batch(idx[s:s + batch], device)
+                imgs.append(net.encode_images(b[feats]))
+                txts.append(net.encode_texts(b["tokens"], b["lengths"]))
+            img = torch.cat(imgs)
+            if key == "C":
+                txt = torch.cat(txts)
+            else:  # word tensors of chunks differ in length: pad to the longest
+                width = max(w.shape[1] for w, _ in txts)
+                txt = (torch.cat([torch.nn.functional.pad(w, (0, 0, 0, width - w.shape[1]))
+                                  for w, _ in txts]), torch.cat([n for _, n in txts]))
+            sim = net.similarity(img, txt, chunk_size=cfg.lcm_chunk)
+        sims[key] = sim.float().cpu()
     sims["fused"] = fuse(sims.get("C"), sims.get("F"), cfg.upsilon1, cfg.upsilon2)
     labels = data.labels[idx]
     model.train()
@@ -129,7 +138,11 @@ def train(cfg: HAANConfig, data: PairedData | None = None, log=None) -> TrainRes
     model = build_model(cfg, data).to(device)
     nets = model.networks()
     # theta_C and theta_F are separate parameter sets with separate objectives
-    opts = {k: torch.optim.Adam(n.parameters(), lr=cfg.lr) for k, n in nets.items()}
+    # fused Adam: one kernel for all parameters (6x faster than the default on a CPU),
+    # the same update rule
+    fused = device.type in ("cpu", "cuda")
+    opts = {k: torch.optim.Adam(n.parameters(), lr=cfg.lr, fused=fused)
+            for k, n in nets.items()}
     loss_fn = make_loss(cfg)
     feats = {"C": "global", "F": "patches"}
 
@@ -154,6 +167,7 @@ def train(cfg: HAANConfig, data: PairedData | None = None, log=None) -> TrainRes
             for group in opt.param_groups:
                 group["lr"] = lr
         order = train_idx[torch.randperm(len(train_idx), generator=gen)]
+        epoch_records = []
         for s in range(0, len(order), cfg.batch_size):
             chunk = order[s:s + cfg.batch_size]
             if len(chunk) < 2:  # a last batch of one pair has no negative
@@ -161,16 +175,20 @@ def train(cfg: HAANConfig, data: PairedData | None = None, log=None) -> TrainRes
             b = data.batch(chunk, device, txt_labels=txt_labels)
             record = {"iteration": iteration, "epoch": epoch}
             for key, net in nets.items():
-                sim = net.similarity(net.encode_images(b[feats[key]]),
-                                     net.encode_texts(b["tokens"], b["lengths"]))
-                loss = loss_fn(sim, b["img_labels"], b["txt_labels"])
+                with autocast(cfg, device):
+                    sim = net.similarity(net.encode_images(b[feats[key]]),
+                                         net.encode_texts(b["tokens"], b["lengths"]))
+                loss = loss_fn(sim.float(), b["img_labels"], b["txt_labels"])
                 opts[key].zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
                 opts[key].step()
-                record[key] = loss.item()
-            loss_history.append(record)
+                record[key] = loss.detach()   # read once an epoch: no host round trip here
+            epoch_records.append(record)
             iteration += 1
+        for record in epoch_records:
+            loss_history.append({k: v if isinstance(v, int) else float(v)
+                                 for k, v in record.items()})
         val = scores_of(evaluate(model, data, "val", cfg, device), cfg.eval_k)
         val_history.append({"epoch": epoch, "lr": lr, **val["fused"]})
         if val["fused"]["avg"] > best[0]:
