@@ -13,6 +13,7 @@ import typing
 
 from .config import HAANConfig
 from .errors import HAANInputError
+from .provenance import write_json
 
 DEMO_VARIANTS = ("HAAN-GCM", "HAAN-LCM", "HAAN")
 
@@ -125,6 +126,29 @@ def cmd_measure(ns) -> int:
     return 0
 
 
+def cmd_bench(ns) -> int:
+    from .bench import main as bench
+    from .bench import seed_spread
+    if ns.seeds:
+        try:
+            seeds = [int(x) for x in ns.seeds.split(",")]
+        except ValueError:
+            raise HAANInputError(f"--seeds takes comma-separated integers like 0,1,2, "
+                                 f"got {ns.seeds!r}") from None
+        r = seed_spread(seeds, device=ns.device)
+        for x in r["runs"]:
+            print(f"{x['precision']} seed {x['seed']}: test AVG mAP {x['avg']:.4f} "
+                  f"({x['train_seconds']:.0f} s)")
+        for p, v in r["summary"].items():
+            print(f"{p}: mean {v['mean']:.4f}, sd {v['sd']:.4f} over {v['n']} seeds")
+        if ns.out:
+            write_json(ns.out, r)
+            print(f"wrote {ns.out}")
+        return 0
+    bench(quick=ns.quick, device=ns.device, out=ns.out, notebook=ns.notebook)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m haan_core",
                                 description="HAAN (Wang et al., Sensors 2023), runnable.")
@@ -141,6 +165,16 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--root", required=True, help="the dataset's folder")
     m.add_argument("--device", default="auto")
     m.add_argument("--results-dir", default=None, help="default: data/measured")
+    bn = sub.add_parser("bench", help="measure speed on this machine: a training epoch "
+                                      "(fp32, bf16), lcm, mAP, each beside its reference")
+    bn.add_argument("--device", default="auto")
+    bn.add_argument("--out", default=None, help="also write the numbers as JSON (atomically)")
+    bn.add_argument("--quick", action="store_true",
+                    help="tiny sizes, for testing the command (not a speed measurement)")
+    bn.add_argument("--notebook", default=None, help="also time one book notebook, e.g. awl")
+    bn.add_argument("--seeds", default=None,
+                    help="instead: test mAP of the synthetic default for these seeds "
+                         "(e.g. 0,1,2) in fp32 and bf16, with mean and spread")
     data = sub.add_parser("data", help="the paper's datasets: fetch them, check a folder")
     dsub = data.add_subparsers(dest="data_command", required=True)
     chk = dsub.add_parser("check", help="print a JSON summary: pairs, classes, vocabulary, "
@@ -166,7 +200,7 @@ def main(argv=None) -> int:
     ns = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data,
-                "measure": cmd_measure}[ns.command](ns)
+                "measure": cmd_measure, "bench": cmd_bench}[ns.command](ns)
     except (HAANInputError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
