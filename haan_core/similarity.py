@@ -18,9 +18,8 @@ Two more facts make ``lcm`` cheap (the same numbers, less work):
 
 - eq. 14 is a cosine, so it does not change when kappa is multiplied by a positive number.
   The softmax of eq. 13 divides every weight of one kappa by the same sum, so that sum
-  cancels: ``lcm`` uses the unnormalised weights exp(lam U_bar - c), with c = lam (the
-  exponent then lies in [-|lam|, |lam|]) or, for |lam| > 60, the largest lam U_bar among
-  the text's real words, as softmax itself subtracts;
+  cancels: ``lcm`` uses the unnormalised weights exp(lam U_bar - c), with c = lam or, for
+  |lam| > 60, the largest lam U_bar among the text's real words (as softmax subtracts);
 - n . m_y = |n| |m_y| U_xy (eq. 11), so one product of unit vectors, laid out as
   (text, word, image, patch), gives U and the numerator, and a batched product with each
   text's cosine Gram matrix gives |kappa|^2, with no copy of the large tensor.
@@ -122,7 +121,9 @@ def lcm(patches: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
     w_unit = words / w_norm.clamp_min(EPS)[..., None]
     gram = w_unit @ w_unit.transpose(1, 2)                           # cos(m_y, m_z) (M, beta, beta)
     real = word_mask(lengths, beta)[:, :, None, None]                # (M, beta, 1, 1)
-    w_scale = torch.where(real, w_norm[:, :, None, None], 0.0)       # |m_y|, 0 at padding
+    # log |m_y| (0 at padding becomes -inf, so exp gives weight 0); a zero word has no
+    # direction (w_unit = 0), so the floor EPS under its norm changes nothing
+    log_scale = torch.where(real, w_norm.clamp_min(EPS).log()[:, :, None, None], -torch.inf)
     w_flat = w_unit.reshape(M * beta, d)
     out = []
     for start in range(0, N, chunk_size):
@@ -130,15 +131,15 @@ def lcm(patches: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
         n = P.shape[0]
         U = (w_flat @ P.reshape(n * alpha, d).T).view(M, beta, n, alpha)  # eq. 11
         r = torch.relu(U)
-        U_bar = r / r.norm(dim=3, keepdim=True).clamp_min(EPS)       # eq. 12: over patches x
-        if abs(lam) <= 60:   # exponent in [-|lam|, |lam|]: exp is finite in fp32 and bf16
-            logits = lam * (U_bar - 1)
+        inv = 1 / r.norm(dim=3, keepdim=True).clamp_min(EPS)          # eq. 12: U_bar = r * inv
+        if abs(lam) <= 60:   # lam (U_bar - 1) lies within +-|lam|: exp stays finite in fp32
+            logits = torch.addcmul(log_scale - lam, r, lam * inv)
         else:                # as softmax does: subtract the largest over the text's real words
-            logits = (lam * U_bar).masked_fill(~real, float("-inf"))
-            logits = logits - logits.amax(dim=1, keepdim=True)
-        w = torch.exp(logits) * w_scale   # eq. 13 up to one positive factor per (text, image,
-        #                                   patch), times |m_y|; 0 at padding
-        num = (w * U).sum(dim=1)                                     # n_x . kappa_x / |n_x| (same factor)
+            logits = (lam * r * inv).masked_fill(~real, -torch.inf)
+            logits = logits - logits.amax(dim=1, keepdim=True) + log_scale
+        w = torch.exp(logits)  # eq. 13 times |m_y|, up to one positive factor per (text,
+        #                        image, patch); 0 at padding
+        num = (w * U).sum(dim=1)                       # n_x . kappa_x / |n_x| (same factor)
         kappa_sq = (torch.bmm(gram, w.view(M, beta, n * alpha)).view(M, beta, n, alpha)
                     * w).sum(dim=1)                                  # |kappa_x|^2 (factor^2)
         pn = p_norm[start:start + chunk_size]
