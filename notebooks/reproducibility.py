@@ -87,3 +87,61 @@ for path in sorted(Path(cache).glob("*/result.json")):
 runs = pd.DataFrame(rows)
 print(f"{len(runs)} cached runs in {cache}")
 runs
+
+# %% [markdown]
+# ## Speed, measured
+#
+# `python -m haan_core bench` measures speed on the machine it runs on and prints every
+# number beside a reference measured in the same run; `--out FILE` writes them as JSON.
+# The files below were measured on the machine each one names (not on the machine that
+# built this page) and are committed under `data/bench/`. Timings are never asserted in
+# the tests. Reproduce them with:
+#
+# ```
+# python -m haan_core bench --out data/bench/cpu.json
+# python -m haan_core bench --seeds 0,1,2 --device cpu --out data/bench/seeds_synthetic.json
+# ```
+#
+# The files named `*_before.json` were measured with the code before the speed-up (issue
+# #9), at the commit each names, by the snippet its `command` field describes (that code
+# has no `bench` command). Why the recipe cannot reach the paper's GPU times on a 2-core
+# CPU, in floating-point operations, is in the README ("Speed on your machine").
+
+# %%
+from haan_core.bench import report
+from haan_core.provenance import PACKAGE_DIR
+
+bench_dir = PACKAGE_DIR.parent / "data" / "bench"
+for path in sorted(bench_dir.glob("cpu*.json")):
+    print(f"--- {path.name} (MEASURED)")
+    print(report(json.loads(path.read_text())))
+before_path = bench_dir / "epoch_before.json"
+if before_path.exists():   # the same epoch timed with the code before issue #9's speed-up
+    before = json.loads(before_path.read_text())
+    print(f"\n--- {before_path.name} (MEASURED, {before['machine']['device']}, commit "
+          f"{before['machine']['commit'][:10]}): one fp32 epoch at Corel shapes "
+          f"{min(before['epoch_fp32_s']):.2f} s, the recipe projected "
+          f"{before['projected_recipe_s']:.0f} s")
+
+# %% [markdown]
+# ### What bf16 and the faster code do to the numbers
+#
+# Test mAP (AVG) of the synthetic default (HAAN, 30 epochs) on the same seeds: the code
+# before the speed-up of issue #9 (fp32, its commit named), the current code in fp32, and
+# the current code with `--precision bf16`. A change smaller than the seed-to-seed spread
+# (sd over seeds) is not a change this measurement can see.
+
+# %%
+spread_rows = []
+for path in sorted(bench_dir.glob("seeds_*.json")):
+    r = json.loads(path.read_text())
+    code = r.get("label", "current code")
+    for x in r["runs"]:
+        spread_rows.append({"code": f"{code} @ {(r['machine']['commit'] or 'none')[:10]}",
+                            "precision": x["precision"], "seed": x["seed"],
+                            "AVG mAP": x["avg"]})
+spread = pd.DataFrame(spread_rows)
+by_seed = spread.pivot_table(index="seed", columns=["code", "precision"], values="AVG mAP")
+summary = spread.groupby(["code", "precision"])["AVG mAP"].agg(["mean", "std", "count"])
+display(by_seed.round(4))
+summary.round(4)
