@@ -66,9 +66,10 @@ def test_lcm_chunking_does_not_change_the_result(chunk):
     torch.testing.assert_close(lcm(patches, words, lengths, chunk_size=chunk), full)
 
 
-@pytest.mark.parametrize("lam", [9.0, 200.0])
+@pytest.mark.parametrize("lam", [9.0, 50.0, 200.0])
 def test_lcm_float32_agrees_with_float64(lam):
-    """exp(lam * 1) overflows float32 near lam = 89: the shifted exponent must not."""
+    """exp(lam * 1) overflows float32 near lam = 89: the shifted exponent must not (at 50,
+    an exponent shifted the wrong way, lam U_bar + lam, would overflow)."""
     patches, words, lengths = _local_inputs(seed=6)
     got = lcm(patches.float(), words.float(), lengths, lam=lam)
     assert torch.isfinite(got).all()
