@@ -115,3 +115,20 @@ def average_precision(scores, query_label, gallery_labels, k=None):
 def mean_average_precision(sim, query_labels, gallery_labels, k=None):
     aps = [average_precision(row, q, gallery_labels, k) for row, q in zip(sim, query_labels)]
     return sum(aps) / len(aps)
+
+
+def pr_curve(sim, query_labels, gallery_labels, levels):
+    """Interpolated precision at each recall level, averaged over the queries that have a
+    relevant item, one query at a time: the precision-recall curve of Figure 5."""
+    per_query = []
+    for row, q in zip(sim, query_labels):
+        order = sorted(range(len(row)), key=lambda j: -row[j])
+        rel = [gallery_labels[j] == q for j in order]
+        if not any(rel):
+            continue
+        pts, hits = [], 0
+        for r, is_rel in enumerate(rel, start=1):
+            hits += is_rel
+            pts.append((hits / sum(rel), hits / r))          # (recall, precision)
+        per_query.append([max(p for rc, p in pts if rc >= lv - 1e-12) for lv in levels])
+    return [sum(col) / len(per_query) for col in zip(*per_query)]

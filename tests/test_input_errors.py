@@ -166,20 +166,9 @@ def test_eq24_at_another_margin_equals_autograd():
 
 
 def _pr_loop(sim, ql, gl, levels):
-    """Interpolated precision at each recall level, one query at a time (Python floats)."""
-    gl = gl.tolist()
-    per_query = []
-    for row, q in zip(sim.tolist(), ql.tolist()):
-        order = sorted(range(len(row)), key=lambda j: -row[j])
-        rel = [gl[j] == q for j in order]
-        if not any(rel):
-            continue
-        pts, hits = [], 0
-        for r, is_rel in enumerate(rel, start=1):
-            hits += is_rel
-            pts.append((hits / sum(rel), hits / r))
-        per_query.append([max(p for rc, p in pts if rc >= lv - 1e-12) for lv in levels])
-    return torch.tensor(per_query, dtype=torch.float64).mean(0)
+    """The precision-recall curve of the explicit loop (tests/reference.py) as a tensor."""
+    return torch.tensor(ref.pr_curve(sim.tolist(), ql.tolist(), gl.tolist(), levels),
+                        dtype=torch.float64)
 
 
 def test_pr_curve_edge_cases_equal_loop():
