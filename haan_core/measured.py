@@ -159,8 +159,8 @@ def load_measured(dataset: str | None = None, results_dir=None) -> list:
 
 def main_records(records: list) -> list:
     """The records that are table rows (control runs, such as another val/test cut, left out)."""
-    return [r for r in records if not MEASUREMENTS.get(r["name"], Measurement(
-        "", "", {}, (), "")).control_of]
+    return [r for r in records
+            if r["name"] not in MEASUREMENTS or MEASUREMENTS[r["name"]].control_of is None]
 
 
 def measured_rows(records: list) -> pd.DataFrame:
