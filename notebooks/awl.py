@@ -15,13 +15,13 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run awl -p rho 0.2 -p batch 24
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None        # None: the dataset's recipe
+epochs = None           # int or None: None takes the dataset's recipe
 rho = 0.6            # mining margin of eqs. 16-17 (the paper: 0.6)
 batch = 16           # size B of the batch drawn below
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # The adaptive weighted loss (Section 3.4)

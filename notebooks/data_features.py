@@ -14,9 +14,9 @@
 # %% tags=["parameters"]
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run data_features -p image_index 7 -p backbone vgg19
-corel_root = None       # None: $HAAN_DATA/corel5k, else data/corel5k (where `data fetch` writes)
-wiki_root = None        # None: $HAAN_DATA/wiki, else data/wiki
-pascal_root = None      # None: $HAAN_DATA/pascal_sentence, else data/pascal_sentence
+corel_root = None       # str or None: None looks in $HAAN_DATA/corel5k, else data/corel5k
+wiki_root = None        # str or None: None looks in $HAAN_DATA/wiki, else data/wiki
+pascal_root = None      # str or None: None looks in $HAAN_DATA/pascal_sentence, else data/pascal_sentence
 image_index = 0         # which Corel 5K test image to take apart
 backbone = "efficientnet_lite0"  # vgg19 (the paper's; needs the internet once) or efficientnet_lite0
 n_images = 8            # Corel images passed through the backbone on this page

@@ -15,13 +15,13 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run figure5 -p seed 2
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None
+epochs = None           # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
 recall_points = 21
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Figure 5: precision-recall curves

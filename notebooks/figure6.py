@@ -15,12 +15,12 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run figure6 -p rhos "[0.1, 0.6, 1.2]"
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None
+epochs = None           # int or None: None takes the dataset's recipe
 rhos = [0.2, 0.4, 0.6, 0.8, 1.0]
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Figure 6: sensitivity to the margin ρ

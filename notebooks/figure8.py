@@ -15,12 +15,12 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run figure8 -p smooth 20
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None
+epochs = None           # int or None: None takes the dataset's recipe
 smooth = 10          # moving-average window (iterations) for the trend line
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Figure 8: convergence of the objective C

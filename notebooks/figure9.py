@@ -15,13 +15,13 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run figure9 -p queries "[3, 17]"
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None
-queries = None       # test positions of the queries; None: one scene and one object class
+epochs = None           # int or None: None takes the dataset's recipe
+queries = None          # list or None: test positions of the queries; None: one scene and one object class
 top = 10
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Figure 9: retrieval examples

@@ -15,14 +15,14 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run gcm_lcm -p pair 5 -p lam 4
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None        # None: the dataset's recipe
+epochs = None           # int or None: None takes the dataset's recipe
 lam = 9.0            # inverse temperature of eq. 13 (the paper: 9)
 n_show = 20          # test items drawn in the similarity heatmaps
-pair = None          # test pair whose attention is drawn; None: the first object-class pair
-cache_dir = None
+pair = None             # int or None: test pair whose attention is drawn; None: the first object-class pair
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # GCM and LCM: image-text similarity at two levels (Section 3.3)

@@ -14,7 +14,7 @@
 # %% tags=["parameters"]
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run reproducibility
-cache_dir = None     # None: runs/cache in the checkout
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Reproducibility

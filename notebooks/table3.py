@@ -15,15 +15,15 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run table3 -p seed 3 -p epochs 10
 dataset = "synthetic"   # synthetic | (real datasets: see the data section)
-root = None             # data folder of a real dataset
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"         # auto: CUDA when present, else CPU
-epochs = None           # None: the dataset's recipe (Section 4.2.3)
-batch_size = None
+epochs = None           # int or None: None takes the dataset's recipe
+batch_size = None       # int or None: None takes the dataset's recipe
 rho = 0.6
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM", "HAAN-GCM-LCM", "HAAN-GCM-LCM-TRI",
             "HAAN-GCM-LCM-AWL(Stage1)", "HAAN-GCM-LCM-AWL(Stage2)"]
-cache_dir = None        # None: runs/cache in the checkout
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Table 3: mAP of image-text retrieval

@@ -15,13 +15,13 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run table4 -p device cpu -p epochs 10
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None
-batch_size = None
+epochs = None           # int or None: None takes the dataset's recipe
+batch_size = None       # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Table 4: training time

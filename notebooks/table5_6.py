@@ -15,14 +15,14 @@
 # Parameters. Re-run with new values:
 #   python -m haan_core.book run table5_6 -p seed 1
 dataset = "synthetic"
-root = None
+root = None             # str or None: data folder of a real dataset (None: where `data fetch` writes)
 seed = 0
 device = "auto"
-epochs = None
-batch_size = None
+epochs = None           # int or None: None takes the dataset's recipe
+batch_size = None       # int or None: None takes the dataset's recipe
 rho = 0.6
 base_loss = "plain"   # loss of the configurations with neither AWL nor TRI (ambiguity log)
-cache_dir = None
+cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
 # # Tables 5 and 6: the ablation study (Section 4.6)
