@@ -2,6 +2,7 @@
 #   make book   set up, execute every notebook (papermill), build the HTML book
 #   make test   the test suite: unit tests, nbval over the executed notebooks,
 #               a re-execution with new parameters, and a headless-browser check
+#   make lab    Jupyter Lab on the notebooks: double-click a page in notebooks/ to run it
 #   make demo   train HAAN, HAAN-GCM and HAAN-LCM on the embedded data; print the table
 #   make mutants mutation testing of the equations and the metric (mutmut; see tests/README.md)
 # Everything installs into ./.venv on first use (Python 3.11, pinned requirements.txt).
@@ -14,7 +15,7 @@ MATHJAX := .tools/node_modules/mathjax/es5/tex-chtml.js
 
 MUTMUT_VERSION := 3.8.1
 
-.PHONY: setup book test demo mutants clean
+.PHONY: setup book test lab demo mutants clean
 
 setup: $(STAMP)
 
@@ -36,6 +37,9 @@ book: setup $(MATHJAX)
 test: book
 	$(PY) -m pytest tests book/notebooks --nbval --nbval-current-env \
 	    --nbval-sanitize-with tests/nbval_sanitize.cfg
+
+lab: setup
+	$(PY) -m haan_core.book lab
 
 demo: setup
 	$(PY) -m haan_core demo
