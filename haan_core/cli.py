@@ -1,4 +1,4 @@
-"""Command line: ``python -m haan_core train|demo ...``.
+"""Command line: ``python -m haan_core train|demo|query ...``.
 
 Every field of :class:`HAANConfig` is a flag (``--rho 0.4 --epochs 5``); flags left out
 take the paper's value or the dataset's recipe. Bad input ends with a one-line error and
@@ -149,6 +149,19 @@ def cmd_bench(ns) -> int:
     return 0
 
 
+def cmd_query(ns) -> int:
+    from .query import search
+    own = ("command", "text", "image", "top", "show", "cache_dir")
+    config = {k: v for k, v in vars(ns).items() if k not in own}
+    config.setdefault("progress", True)   # a first query trains: show its progress bar
+    result = search(ns.text, image=ns.image, top=ns.top, cache_dir=ns.cache_dir, **config)
+    print(result.report())
+    if ns.show:
+        result.save(ns.show)
+        print(f"wrote {ns.show}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m haan_core",
                                 description="HAAN (Wang et al., Sensors 2023), runnable.")
@@ -175,6 +188,18 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--seeds", default=None,
                     help="instead: test mAP of the synthetic default for these seeds "
                          "(e.g. 0,1,2) in fp32 and bf16, with mean and spread")
+    q = sub.add_parser("query", help="rank the test images of a trained run by a text you "
+                                     "type, or its test texts by an image file")
+    q.add_argument("text", nargs="?", default=None, help='the query text, e.g. "sky water '
+                   'beach" (or give --image)')
+    q.add_argument("--image", default=None, help="rank the texts by this image file "
+                   "(real datasets only, e.g. --dataset corel5k --backbone efficientnet_lite0)")
+    q.add_argument("--top", type=int, default=10, help="how many results to show")
+    q.add_argument("--show", default=None, metavar="FILE.png",
+                   help="also draw the results (thumbnails on Corel 5K) into this file")
+    q.add_argument("--cache-dir", default=None, help="where trained runs are cached "
+                   "(default: runs/cache in the checkout, or $HAAN_CACHE_DIR)")
+    add_config_flags(q)
     data = sub.add_parser("data", help="the paper's datasets: fetch them, check a folder")
     dsub = data.add_subparsers(dest="data_command", required=True)
     chk = dsub.add_parser("check", help="print a JSON summary: pairs, classes, vocabulary, "
@@ -200,7 +225,7 @@ def main(argv=None) -> int:
     ns = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data,
-                "measure": cmd_measure, "bench": cmd_bench}[ns.command](ns)
+                "measure": cmd_measure, "bench": cmd_bench, "query": cmd_query}[ns.command](ns)
     except (HAANInputError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
