@@ -132,11 +132,11 @@ def lcm(patches: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
         U = (w_flat @ P.reshape(n * alpha, d).T).view(M, beta, n, alpha)  # eq. 11
         r = torch.relu(U)
         inv = 1 / r.norm(dim=3, keepdim=True).clamp_min(EPS)          # eq. 12: U_bar = r * inv
-        if abs(lam) <= 60:   # lam (U_bar - 1) lies within +-|lam|: exp stays finite in fp32
-            logits = torch.addcmul(log_scale - lam, r, lam * inv)
-        else:                # as softmax does: subtract the largest over the text's real words
-            logits = (lam * r * inv).masked_fill(~real, -torch.inf)
-            logits = logits - logits.amax(dim=1, keepdim=True) + log_scale
+        # lam U_bar + log|m_y| (-inf at padding), shifted as softmax does by its largest
+        # over the text's real words: the largest weight is 1, so exp neither overflows
+        # nor leaves every weight so small that |kappa| meets the EPS floor of eq. 14
+        logits = torch.addcmul(log_scale, r, lam * inv)
+        logits = logits - logits.amax(dim=1, keepdim=True)
         w = torch.exp(logits)  # eq. 13 times |m_y|, up to one positive factor per (text,
         #                        image, patch); 0 at padding
         num = (w * U).sum(dim=1)                       # n_x . kappa_x / |n_x| (same factor)

@@ -24,10 +24,13 @@ def _local_inputs(seed=0, N=4, M=5, alpha=3, beta=6, d=8, dtype=torch.float64):
     return patches, words, lengths
 
 
-@pytest.mark.parametrize("lam", [9.0, 1.0, 0.0, 200.0, -70.0])
-def test_lcm_equals_loop(lam):
-    """|lam| > 60 takes lcm's other shift of the exponent (the largest among real words)."""
-    patches, words, lengths = _local_inputs()
+@pytest.mark.parametrize("alpha", [3, 9])
+@pytest.mark.parametrize("lam", [9.0, 1.0, 0.0, 20.0, 40.0, 50.0, 60.0, 200.0, -70.0])
+def test_lcm_equals_loop(lam, alpha):
+    """Every lam, and 9 patches, where the largest U_bar of a patch can be far below 1 (at
+    lam = 50 an exponent shifted by lam instead of by its largest value left every weight
+    near e^-30, and eq. 14's floor under |kappa| changed L^F from 0.43 to 0.17)."""
+    patches, words, lengths = _local_inputs(alpha=alpha)
     expected = torch.tensor(ref.lcm(patches.tolist(), words.tolist(), lengths.tolist(), lam),
                             dtype=torch.float64)
     # float64 agrees with the loop to ~1e-15; 1e-10 leaves room for summation order only
