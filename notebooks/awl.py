@@ -175,3 +175,141 @@ ax = sns.lineplot(frac, x="rho", y="fraction kept", hue="set", marker="o")
 ax.axvline(rho, color="grey", ls=":")
 ax.set(title="Stage 1 on this batch: a larger margin keeps more pairs")
 plt.show()
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Counting the mined pairs
+# :label: ex-awl-count
+#
+# 1. In the middle heatmap, count the pairs in S⁺ (green) and S⁻ (red) for the image
+#    anchors (the rows), then confirm with `S_pos` and `S_neg`. Write |S⁺| + |S⁻| in the
+#    cell below.
+# 2. How does your count relate to the percentage printed under the figure?
+# 3. Count again with ρ = 0, using `mine_pairs(L, pos, 0.0)`. Which pairs are still kept,
+#    and what do they have in common? What does ρ > 0 add?
+# :::
+
+# %%
+answer = None   # your answer: |S+| + |S-| over the image anchors of this batch, an int
+check("awl-count", answer, sim=L, labels=labels, rho=rho)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-awl-count
+# :class: dropdown
+#
+# ```python
+# print("rho =", rho, ":", int(S_pos.sum()), "+", int(S_neg.sum()), "=", int((S_pos | S_neg).sum()))
+# S0_pos, S0_neg = mine_pairs(L, pos, 0.0)
+# print("rho = 0:", int(S0_pos.sum()), "+", int(S0_neg.sum()))
+# ```
+#
+# The page's percentage is this count divided by B² = `batch ** 2`, times 100.
+#
+# At ρ = 0, eq. 16 keeps a positive only if it is *less* similar than the anchor's most
+# similar negative, and eq. 17 keeps a negative only if it is *more* similar than the
+# anchor's least similar positive. What survives are exactly the pairs in the wrong order.
+# An anchor whose positives all rank above its negatives keeps nothing and gets no
+# gradient. A margin ρ > 0 also keeps pairs that are in the right order but by less than
+# ρ, so the loss keeps pushing until every positive leads every negative by ρ.
+# :::
+
+# %% [markdown]
+# :::{exercise} Eq. 24 from eq. 23, for one anchor
+# :label: ex-awl-grad
+#
+# 1. For one image anchor i, with the sets $S^+_i$ and $S^-_i$ fixed (mining is a selection
+#    and is not differentiated, ambiguity log entry 5), differentiate eq. 23 by $L_{ij}$.
+#    Show that you get $-W^+_{ij}/B$ on $S^+_i$, $+W^-_{ij}/B$ on $S^-_i$ and 0 elsewhere,
+#    with W the weights of eqs. 18-19.
+# 2. Check it for the first anchor: compute `mine = (W_neg[0] - W_pos[0]) / batch` and
+#    compare it with `awl_grad(L, labels, labels, rho=rho, directions="i2t")[0]`.
+# 3. Now compare `mine` with `closed[0]`, the page's gradient with the default
+#    `directions="both"`. Why do they differ, and in which entries?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-awl-grad
+# :class: dropdown
+#
+# Anchor i contributes
+# $\tau_i = \ln\sum_{k\in S^+_i} e^{1-L_{ik}} + \ln\sum_{k\in S^-_i} e^{L_{ik}-1}$ to
+# eq. 23, and $\tau = \frac{1}{B}\sum_i \tau_i$. For $j \in S^+_i$ only the first sum
+# depends on $L_{ij}$:
+#
+# $$\frac{\partial}{\partial L_{ij}} \ln\sum_{k\in S^+_i} e^{1-L_{ik}}
+#   = -\frac{e^{1-L_{ij}}}{\sum_{k\in S^+_i} e^{1-L_{ik}}} = -W^+_{ij} \quad \text{(eq. 18)}.$$
+#
+# For $j \in S^-_i$ the second sum gives $+W^-_{ij}$ (eq. 19) in the same way. Then
+# multiply by 1/B. The paper prints eq. 24 without the 1/B (ambiguity log, entry 6);
+# autograd agrees with the version that has it.
+#
+# ```python
+# mine = (W_neg[0] - W_pos[0]) / batch
+# one_way = awl_grad(L, labels, labels, rho=rho, directions="i2t")[0]
+# print((mine - one_way).abs().max())      # 0: the image-anchor term alone
+# print((mine - closed[0]).abs())          # non-zero where text anchors also use L_0j
+# ```
+#
+# With `directions="both"`, eq. 23 also has a text-anchor term (ambiguity log, entry 3).
+# Each column j is then an anchor whose candidates are the images, and L_0j belongs to
+# text j's mined sets whenever image 0 does. The gradient of L_0j is the sum of the two
+# contributions, so `closed[0]` differs from `mine` exactly in the entries where image 0 is
+# in S⁺ or S⁻ of text anchor j.
+# :::
+
+# %% [markdown]
+# :::{exercise} The margin at which mining keeps everything
+# :label: ex-awl-rho
+#
+# The last figure shows that a larger ρ keeps more pairs.
+#
+# 1. From eqs. 16-17, write the condition on ρ under which anchor i keeps *all* its
+#    positives, and the one under which it keeps all its negatives.
+# 2. Derive the smallest ρ above which stage 1 keeps every pair of this batch (image
+#    anchors), compute it from `L` and `pos`, and write it in the cell below.
+# 3. Similarities here are cosines, in [−1, 1]. Above which ρ does stage 1 keep every pair
+#    of *any* batch, and what does HAAN then become (Table 5)?
+# :::
+
+# %%
+answer = None   # your answer: the smallest rho above which stage 1 keeps every pair, a float
+check("awl-rho", answer, sim=L, labels=labels)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-awl-rho
+# :class: dropdown
+#
+# Write $\max_+$ and $\min_+$ over the anchor's positives, $\max_-$ and $\min_-$ over
+# its negatives. Anchor i keeps all its positives if even the most similar one satisfies
+# eq. 16: $\max_+ L_{ij} < \max_- L_{ik} + \rho$, that is
+# $\rho > \max_+ L_{ij} - \max_- L_{ik}$. It keeps all its negatives if even the least
+# similar one satisfies eq. 17: $\min_- L_{ij} > \min_+ L_{ik} - \rho$, that is
+# $\rho > \min_+ L_{ik} - \min_- L_{ij}$. So stage 1 keeps every pair of the batch when
+# ρ is larger than
+#
+# $$\rho^* = \max_i \max\big(\max_{+} L_{ij} - \max_{-} L_{ik},\ \min_{+} L_{ij} - \min_{-} L_{ik}\big).$$
+#
+# ```python
+# rho_star = max(max(L[i][pos[i]].max() - L[i][~pos[i]].max(),
+#                    L[i][pos[i]].min() - L[i][~pos[i]].min()).item() for i in range(len(L)))
+# for r in (rho_star - 1e-6, rho_star + 1e-6):
+#     sp, sn = mine_pairs(L, pos, r)
+#     print(r, bool((sp | sn).all()))      # False just below, True just above
+# ```
+#
+# Both lines of the last figure reach 1 at every ρ of its grid above ρ*. For cosines
+# each difference is at most 1 − (−1) = 2, so for ρ > 2 stage 1 keeps every pair of every
+# batch. HAAN then trains exactly like HAAN-GCM-LCM-AWL(Stage2), stage 2 alone. The
+# Figure 6 page has an exercise that checks this by training both.
+# :::

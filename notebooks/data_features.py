@@ -223,3 +223,155 @@ if "wiki" in corpora:
     if mat.exists():
         m = scipy.io.loadmat(mat)
         print("SIFT image features:", m["I_tr"].shape, "train,", m["I_te"].shape, "test")
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Where the crop edges fall
+# :label: ex-data_features-crops
+#
+# `crops` cuts an image of shape (C, H, W) into 3 × 3 pieces, row by row, with its row edges
+# at `round(i * H / 3)` and its column edges at `round(j * W / 3)`, for i, j = 0, …, 3
+# (Section 3.2; `crops??` shows the source).
+#
+# 1. By hand: for a 3 × 100 × 200 image, where do the row and column edges fall, and what
+#    is the shape of the middle crop, `crops(img)[4]`? Write it in the cell below.
+# 2. Check all nine with `[tuple(p.shape) for p in crops(torch.zeros(3, 100, 200))]`. Are
+#    the nine crops the same size?
+# 3. Every crop is resized to 224 × 224 and passed through the same CNN as the whole image.
+#    What does that imply for the width of a patch feature $v^x$ compared with the global
+#    feature $v^g$? Look at the table of feature shapes above (when Corel 5K is present).
+# :::
+
+# %%
+answer = None   # your answer: the shape of crops(img)[4] for img of shape (3, 100, 200), e.g. (1, 2, 3)
+check("data_features-crop", answer)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-data_features-crops
+# :class: dropdown
+#
+# Rows: 100 / 3 = 33.3 and 200 / 3 = 66.7, so the row edges are 0, 33, 67, 100 and the
+# crops are 33, 34 and 33 pixels high. Columns: 200 / 3 = 66.7 and 400 / 3 = 133.3, so the
+# column edges are 0, 67, 133, 200 and the crops are 67, 66 and 67 pixels wide. The middle
+# crop covers rows 33:67 and columns 67:133, so its shape is **(3, 34, 66)**.
+#
+# ```python
+# [tuple(p.shape) for p in crops(torch.zeros(3, 100, 200))]
+# ```
+#
+# The nine crops are not all the same size. "Edges split evenly" means that the rounding
+# spreads the leftover pixels over the pieces, one pixel at most per piece. Since every crop
+# is resized to 224 × 224 and goes through the same CNN, a patch feature has exactly the
+# width of the global feature: the shapes table reads (n_images, D) and (n_images, 9, D),
+# with D = 4096 for `vgg19` (fc7) and 1280 for `efficientnet_lite0`. This is why the local
+# network can project all α patches with one layer (eq. 8).
+# :::
+
+# %% [markdown]
+# :::{exercise} The chance level of eq. 25
+# :label: ex-data_features-chance
+#
+# The page compares each measured mAP with `chance_map(lab, lab)`, the mAP (eq. 25) of
+# random rankings with the same labels. Pascal Sentence's test split has 100 items in 20
+# classes of 5; `lab20 = torch.arange(100) % 20` has the same class sizes.
+#
+# 1. Compute `chance_map(lab20, lab20)` and write it in the cell below.
+# 2. A first guess would be 1/20 = 0.05, the fraction of relevant items in the gallery. Why
+#    is the chance level of AP higher? Hint: in eq. 25, what is P(r) for a relevant item
+#    that a random ranking happens to put near the top?
+# 3. (Longer) Show that for N items of which R are relevant, the expected AP of a random
+#    ranking is $\frac{1}{N}\big[H_N + \frac{R-1}{N-1}(N - H_N)\big]$ with
+#    $H_N = \sum_{n=1}^{N} 1/n$, and compare with your value.
+# :::
+
+# %%
+answer = None   # your answer: chance_map(lab20, lab20), a float
+check("data_features-chance", answer)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-data_features-chance
+# :class: dropdown
+#
+# ```python
+# lab20 = torch.arange(100) % 20
+# print(chance_map(lab20, lab20))             # the mean AP of 20 random rankings
+#
+# N, R = 100, 5
+# H = sum(1 / k for k in range(1, N + 1))
+# print((H + (R - 1) / (N - 1) * (N - H)) / N)  # the expected value, derived below
+# ```
+#
+# **Derivation.** AP = (1/R) Σ over the relevant items of (relevant items up to its rank
+# n) / n. In a random ranking the item at rank n is relevant with probability R/N. Given
+# that it is, the n − 1 items above it hold on average (n − 1)(R − 1)/(N − 1) of the other
+# relevant items. So E[AP] = (1/R) Σₙ (R/N)·[1 + (n − 1)(R − 1)/(N − 1)]/n, which is the
+# formula above. For N = 100 and R = 5, H₁₀₀ ≈ 5.19 and the formula gives about 0.090,
+# nearly twice 0.05. The 1/n term is the reason: a relevant item that lands at rank 1 or 2
+# contributes P(r) = 1 or 1/2, and such lucky hits happen often enough to lift the average.
+# `chance_map` estimates the same expectation from 20 random rankings, so its value lies
+# within a few per cent of the formula (the check accepts both).
+#
+# **What to conclude.** Read any mAP next to the chance level of the same labels: with 20
+# classes of 5, an mAP of 0.09 means nothing has been learned. The chance level also grows
+# when classes are larger or fewer.
+# :::
+
+# %% [markdown]
+# :::{exercise} A query that finds itself
+# :label: ex-data_features-self
+#
+# For the unimodal retrieval above, the page sets `sim.fill_diagonal_(-2.0)`, so that each
+# query is ranked last in its own gallery.
+#
+# 1. Compute the image → image mAP with and without that line. Which is larger, and why
+#    (eq. 25)?
+# 2. Is ranking the query last the same as removing it from the gallery? Compute the mAP
+#    with each query removed from its own gallery (a loop over the queries with
+#    `average_precision`) and compare the three values.
+#
+# If the DSCMR Pascal features are not on this machine, use the synthetic data's global
+# features instead:
+# `from haan_core.datasets import make_synthetic; d = make_synthetic(); t = d.splits["test"]; img, lab = d.global_feats[t], d.labels[t]`.
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-data_features-self
+# :class: dropdown
+#
+# ```python
+# from haan_core.metrics import average_precision
+# x = torch.nn.functional.normalize(img, dim=1)
+# sim = x @ x.T
+# n = len(lab)
+# with_self = mean_average_precision(sim, lab, lab)           # the line removed
+# last = sim.clone()
+# last.fill_diagonal_(-2.0)
+# self_last = mean_average_precision(last, lab, lab)          # what the page computes
+# off = ~torch.eye(n, dtype=torch.bool)                       # drop the query itself
+# sim_wo, gal = sim[off].view(n, n - 1), lab.expand(n, n)[off].view(n, n - 1)
+# removed = float(torch.cat([average_precision(sim_wo[i:i + 1], lab[i:i + 1], gal[i])
+#                            for i in range(n)]).mean())
+# with_self, removed, self_last
+# ```
+#
+# Without the line, every query finds itself first (cosine 1): a relevant hit at rank 1
+# that costs nothing, so the mAP is inflated. This is the largest of the three values.
+#
+# Ranking the query last is not the same as removing it. The query still counts as one of
+# its own relevant items (T in eq. 25 grows by one), found at the very bottom with a
+# precision near R/N, so each AP is pulled down. Removing the query from its own gallery is
+# the clean measurement, and it lies between the other two. The page's value is therefore a
+# slightly conservative one. For a cross-modal retrieval (images against texts) the question
+# does not arise: a query is never in its own gallery.
+# :::

@@ -83,3 +83,91 @@ glue("f7_equal", float(equal[-1]) if equal else float("nan"), display=False)
 
 # %%
 provenance_table({"HAAN": run})
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Only the ratio υ1 : υ2 matters
+# :label: ex-figure7-ratio
+#
+# 1. Show that ranking by $c\tilde L$ with c > 0 gives the same ranking as $\tilde L$. Deduce
+#    that mAP depends on υ1 and υ2 only through the share υ1 / (υ1 + υ2).
+# 2. How many *different* rankings does the 10 × 10 grid of `weights` hold? Write the number
+#    in the cell below.
+# 3. Find two off-diagonal cells with the same ratio and compare their values in `grid`.
+# :::
+
+# %%
+answer = None   # your answer: the number of different rankings in the grid, an int
+check("figure7-ratios", answer, weights=weights)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-figure7-ratio
+# :class: dropdown
+#
+# mAP (eq. 25) depends only on the order of each row (and column) of the similarity matrix.
+# Multiplying by c > 0 preserves every order, ties included. Since
+# υ1 L^C + υ2 L^F = (υ1 + υ2)·[s L^C + (1 − s) L^F] with s = υ1/(υ1 + υ2), only s matters.
+#
+# With weights i/10 for i = 1, …, 10, s takes one value per reduced fraction i/j with
+# 1 ≤ i, j ≤ 10. Their number is 2·(φ(1) + … + φ(10)) − 1 = 2 · 32 − 1 = **63**, with φ
+# Euler's totient. So 37 of the 100 cells repeat another cell. An example:
+#
+# ```python
+# grid.loc[0.2, 0.4], grid.loc[0.5, 1.0]      # both have s = 1/3
+# ```
+#
+# The two values agree. (In principle float rounding in `fuse` could swap two nearly tied
+# items and change the last digits, but a real difference would point to a bug.) The grid
+# is therefore really a one-dimensional curve over s, drawn twice.
+# :::
+
+# %% [markdown]
+# :::{exercise} The two ends of the grid
+# :label: ex-figure7-ends
+#
+# The grid starts at 0.1, so neither level is ever switched off.
+#
+# 1. Compute the AVG mAP at υ1 = 1, υ2 = 0, the global matrix alone, with `fuse` and
+#    `retrieval_scores`, and write it in the cell below.
+# 2. Compare it with `run.result["test_by_module"]` and with HAAN-GCM on the Table 6 page.
+#    Why are the last two different models, although both rank by a global matrix alone?
+# 3. Which part of the heatmap comes closest to each single level?
+# :::
+
+# %%
+answer = None   # your answer: the AVG mAP of fuse(L_C, L_F, 1.0, 0.0), a float
+check("figure7-gcm", answer, ev=ev)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-figure7-ends
+# :class: dropdown
+#
+# ```python
+# print(retrieval_scores(fuse(L_C, L_F, 1.0, 0.0), ev["img_labels"], ev["txt_labels"])["avg"])
+# print(run.result["test_by_module"]["C"]["avg"], run.result["test_by_module"]["F"]["avg"])
+# ```
+#
+# With υ2 = 0 eq. 7 is υ1 L^C, which ranks exactly like L^C. The value equals the
+# `test_by_module["C"]` score that the run stored for its global network.
+#
+# HAAN-GCM of Table 6 is a different model. It is a global network trained on its own,
+# with the base loss instead of AWL (ambiguity log, entries 1-2), and its snapshot is
+# chosen by its own validation score. HAAN's global network is trained with AWL, and its
+# snapshot is chosen by the fused score (entry 14). Both rank by one global matrix, but
+# the matrices come from different training runs.
+#
+# In the heatmap, the corners far from the diagonal come closest to a single level: υ1 = 1
+# with υ2 = 0.1 (mostly global) and υ1 = 0.1 with υ2 = 1 (mostly local). Along the way
+# from the diagonal to a corner, mAP moves towards that level's own score.
+# :::

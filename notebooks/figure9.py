@@ -104,3 +104,85 @@ glue("f9_map", float(ap.mean()), display=False)
 # {glue:text}`f9_map:.4f`. On the synthetic data an "image" is a set of feature vectors
 # with no picture, so its tile names its class. On a real dataset the tiles name the
 # images' classes.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Precision at 10 is not AP
+# :label: ex-figure9-precision
+#
+# 1. In the first row of the figure (the I2T query `queries[0]`), count the green tiles
+#    and write the precision among the top `top` results as a fraction between 0 and 1.
+# 2. Compute the AP (eq. 25) of the same query, `ap[queries[0]]`. Why do the two
+#    numbers differ? Can a query with ten green tiles out of ten have an AP below 1?
+# :::
+
+# %%
+answer = None   # your answer: the fraction of right results in the first row, a float between 0 and 1
+check("figure9-precision", answer, sim=sim, labels=labels, q=queries[0], k=top)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-figure9-precision
+# :class: dropdown
+#
+# ```python
+# q = queries[0]
+# right[("I2T", q)] / top, float(ap[q])
+# ```
+#
+# Precision at 10 counts the right results among the first 10 and ignores their order and
+# everything below rank 10. AP averages the precision at the rank of *every* relevant item,
+# and there are about 20 per class in the synthetic test split. A query with ten right
+# results out of ten still has AP < 1 if some of its other relevant items rank below wrong
+# ones further down. Conversely, a query can show a red tile in the top 10 and still have a
+# high AP. A figure of top-10 lists illustrates; it does not measure.
+# :::
+
+# %% [markdown]
+# :::{exercise} Which level failed?
+# :label: ex-figure9-failure
+#
+# 1. Find the image query with the lowest AP, `q = int(ap.argmin())`, and draw its top
+#    results: `draw("I2T", q, plt.subplots(1, top + 1, figsize=(2 * (top + 1), 2.1))[1]); plt.show()`.
+# 2. Is its class a scene or an object class (`data.meta["scene_classes"]` on the synthetic
+#    data)?
+# 3. Compute its AP under the global and the local matrix alone
+#    (`average_precision(ev["sims"]["C"], labels, labels)[q]`, and the same with `"F"`).
+#    Which level failed, and is that what the design of the synthetic data predicts?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-figure9-failure
+# :class: dropdown
+#
+# ```python
+# q = int(ap.argmin())
+# draw("I2T", q, plt.subplots(1, top + 1, figsize=(2 * (top + 1), 2.1))[1]); plt.show()
+# kind = "scene" if int(labels[q]) in data.meta["scene_classes"] else "object"
+# ap_C = float(average_precision(ev["sims"]["C"], labels, labels)[q])
+# ap_F = float(average_precision(ev["sims"]["F"], labels, labels)[q])
+# kind, float(ap[q]), ap_C, ap_F
+# ```
+#
+# What to look for: on the synthetic data a scene differs from the other scenes only in
+# the global feature, so a scene query should be ranked by L^C (a high AP under "C") and
+# an object query by L^F. If the level that should know has a low AP for this query, that
+# level failed, for example because the query's features lie far from its class prototype.
+# If that level is fine but the fused AP is low, the other level pulled the fused ranking
+# away (eq. 7 adds both with equal weight).
+#
+# Also read the query's text, `data.decode(int(test[q]))`: about one text in ten carries a
+# second keyword from another class (the `tag_noise` of the synthetic data), and a text
+# that names two classes is ambiguous for any model. On a real dataset there is no such
+# ground truth: look at the images and the texts themselves.
+# :::

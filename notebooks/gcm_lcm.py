@@ -167,3 +167,152 @@ plt.show()
 # After training, these patches put most of their weight on the object's word. The other
 # patches are background and attend more diffusely. λ sharpens or flattens these
 # distributions: re-run this page with `-p lam 1` or `-p lam 20` to see it.
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Shapes through eqs. 10-15
+# :label: ex-gcm_lcm-shapes
+#
+# The page printed the shapes of `n_C`, `m_C`, `N_F` and `M_F`. Take the first 3 images
+# and the first 5 texts.
+#
+# 1. Without running anything, give the shapes of `gcm(n_C[:3], m_C[:5])`,
+#    `lcm(N_F[:3], M_F[:5], lengths[:5])` and of the attention `A` in
+#    `U, A = lcm_attention(N_F[:3], M_F[:5], lengths[:5])`. Write the shape of `A` in the
+#    cell below.
+# 2. Over which axis of `A` does the softmax of eq. 13 normalise? What is `A.sum(dim=-1)`?
+# 3. Which entries of `A` belong to padded words, and what are they? Check your answers by
+#    running the three calls.
+# :::
+
+# %%
+answer = None   # your answer: the shape of A for 3 images and 5 texts, a tuple such as (1, 2)
+check("gcm_lcm-shape", answer, patches=N_F[:3], words=M_F[:5], lengths=lengths[:5])
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-gcm_lcm-shapes
+# :class: dropdown
+#
+# GCM (eq. 10) and LCM (eqs. 11-15) both give one similarity per image-text pair, with
+# images on the rows and texts on the columns: **(3, 5)** for both. The attention has one
+# weight per image p, text q, patch x and word y: **(3, 5, α, β)**, where α = 9 and β is
+# the padded text length, the middle entry of the shape of `M_F` that the page prints
+# (slicing the texts does not remove their padding).
+#
+# ```python
+# U, A = lcm_attention(N_F[:3], M_F[:5], lengths[:5])
+# print(gcm(n_C[:3], m_C[:5]).shape, lcm(N_F[:3], M_F[:5], lengths[:5]).shape, A.shape)
+# print((A.sum(dim=-1) - 1).abs().max())     # softmax over the words y: every row sums to 1
+# q = 0
+# print(A[:, q, :, int(lengths[q]):].abs().max())  # padded words of text q: weight exactly 0
+# ```
+#
+# The softmax of eq. 13 runs over the words y (the last axis), so `A.sum(dim=-1)` is 1 for
+# every (image, text, patch), up to rounding. At a padded word y ≥ `lengths[q]` the weight
+# is exactly 0: `lcm_attention` masks the padding with −∞ before the softmax. This is how
+# texts of different lengths share one tensor without padding changing any similarity.
+# :::
+
+# %% [markdown]
+# :::{exercise} $\lambda$, the inverse temperature of eq. 13
+# :label: ex-gcm_lcm-lambda
+#
+# λ multiplies Ū before the softmax of eq. 13. The entropy of each patch's attention,
+# $H_x = -\sum_y a_{xy}\ln a_{xy}$, measures how spread out it is: 0 when one word takes all
+# the weight, $\ln\beta$ when all words weigh the same.
+#
+# 1. In a new cell, for λ in (0, 1, 9, 20, 50), compute `a = torch.softmax(lam_ * U_bar, dim=1)`,
+#    the entropy of each row (`-torch.special.xlogy(a, a).sum(dim=1)`), its mean over the
+#    patches, and the similarity of the pair as the page does it
+#    (`F.cosine_similarity(n, a @ m, dim=1).mean()`). Compare the entropies with
+#    `math.log(beta)` (after `import math`).
+# 2. Write the mean entropy at λ = 1 in the cell below.
+# 3. Which patches stay spread out even at λ = 50? Look at their rows of `U_bar`. What can
+#    λ do, and what can it not do?
+# :::
+
+# %%
+answer = None   # your answer: the mean over the patches of H_x at lambda = 1, a float
+check("gcm_lcm-entropy", answer, patches=n, words=m, lam=1.0)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-gcm_lcm-lambda
+# :class: dropdown
+#
+# ```python
+# import math
+# for lam_ in (0, 1, 9, 20, 50):
+#     a = torch.softmax(lam_ * U_bar, dim=1)                 # eq. 13, weights
+#     H = -torch.special.xlogy(a, a).sum(dim=1)              # entropy of each patch's row
+#     L = F.cosine_similarity(n, a @ m, dim=1).mean()        # eqs. 14-15
+#     print(f"lambda {lam_:>2}: mean H {H.mean():.3f} (min {H.min():.3f}, max {H.max():.3f},"
+#           f" ln beta {math.log(beta):.3f}), L^F {L:.4f}")
+# ```
+#
+# - At λ = 0 every weight is 1/β: H = ln β for every patch, and κ is the mean of the words
+#   (a keyword is diluted among the filler words).
+# - Ū lies in [0, 1] (a ReLU, then a division by the norm over the patches, eq. 12), so at
+#   λ = 1 the weights of one patch differ by a factor of e at most. The attention is nearly
+#   uniform, and the mean entropy lies just below ln β.
+# - As λ grows, each patch concentrates on the word with its largest Ū. A patch whose row
+#   has one clearly largest Ū becomes nearly one-hot (H close to 0). A patch whose Ū is
+#   nearly the same for several words stays spread out even at λ = 50: λ only stretches
+#   the differences that Ū already has. A patch whose Ū row is all zero (the ReLU removed
+#   every cosine) stays uniform for every λ.
+#
+# **What to conclude.** λ does not create an alignment; it decides how strictly the
+# existing one is followed. The networks were trained with the paper's λ = 9 (Section 4.2.2),
+# so changing λ after training evaluates them in a regime they were not trained for. Note
+# that this page's parameter `lam` changes only the computations on this page, not the
+# trained networks. To compare values of λ fairly, train with each one, about a minute on a
+# laptop CPU:
+# `cached_train(make_config(dataset, "HAAN", root=root, seed=seed, device=device, epochs=epochs, lam=20), cache_dir=cache_dir, data=data)`.
+# :::
+
+# %% [markdown]
+# :::{exercise} Why eq. 13's denominator can be skipped
+# :label: ex-gcm_lcm-scale
+#
+# 1. Show on paper that eq. 14 does not change when $\kappa_{p,x}$ is multiplied by a
+#    positive number c.
+# 2. Check it in a new cell: replace the softmax of the step-by-step cell by the
+#    unnormalised weights `w = torch.exp(lam * U_bar)`, recompute κ, eq. 14 and eq. 15,
+#    and compare the result with `L_pq`. Do the same with `torch.exp(lam * (U_bar - 1))`.
+# 3. Read the docstring of `haan_core.similarity` (`import haan_core.similarity as s; help(s)`).
+#    Which work does this invariance save when `lcm` computes all N × M pairs?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-gcm_lcm-scale
+# :class: dropdown
+#
+# $\varrho(n, c\kappa) = \frac{n^\top c\kappa}{\lVert n\rVert\,\lVert c\kappa\rVert} =
+# \frac{c\, n^\top \kappa}{c\,\lVert n\rVert\,\lVert\kappa\rVert} = \varrho(n,\kappa)$ for
+# c > 0. The softmax of eq. 13 divides all the weights of patch x by one positive number,
+# $Z_x = \sum_{y'} \exp(\lambda \bar U_{xy'})$, so $\kappa_{p,x}$ is $1/Z_x$ times the
+# unnormalised sum, and eq. 14 does not see $Z_x$.
+#
+# ```python
+# for w in (torch.exp(lam * U_bar), torch.exp(lam * (U_bar - 1))):
+#     kappa_u = w @ m                                          # kappa times 1/Z_x
+#     L_u = F.cosine_similarity(n, kappa_u, dim=1).mean()      # eqs. 14-15
+#     print(float(L_u - L_pq))                                 # zero up to float rounding
+# ```
+#
+# Both differences are at the level of float32 rounding. Multiplying by exp(−λ) is another
+# positive factor per patch. `lcm` uses exactly this: it never divides by $Z_x$ and, more
+# importantly, it never builds κ at all. It needs only $n^\top\kappa$ and $\lVert\kappa\rVert^2$,
+# two scalars per (image, text, patch) that follow from the weights and the word cosines,
+# instead of an (N, M, α, d) tensor of κ vectors.
+# :::

@@ -213,3 +213,144 @@ if committed:
             f"cuts them {r['provenance']['config']['val_test_split']}, so validation and test "
             f"share {r['provenance']['data']['split_classes']['val_and_test_share']} classes). "
             f"The difference is one run's, with one seed, not a claim about the method."))
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Per cent or percentage points?
+# :label: ex-table3-gain
+#
+# Section 4.4 says that HAAN "improves the mAP(AVG) scores by 1.83 %, 1.20 % and 1.89 %
+# respectively over the previous best model VSRN++ on Corel 5K, Pascal Sentence and Wiki".
+#
+# 1. From the reported table, compute HAAN − VSRN++ for the AVG column of each dataset
+#    (`from haan_core.reported import reported_map`; `reported_map("corel5k").loc[["HAAN", "VSRN++"], "avg"]`).
+#    Are the paper's numbers relative improvements or differences in mAP points?
+# 2. Compute the *relative* improvement on Corel 5K, in per cent, and write it below.
+# 3. Which of the two would you report, and how would you word it so that no reader can
+#    misread it?
+# :::
+
+# %%
+answer = None   # your answer: the relative gain of HAAN over VSRN++ on Corel 5K, in per cent (5.0 = 5 %)
+check("table3-gain", answer)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table3-gain
+# :class: dropdown
+#
+# ```python
+# from haan_core.reported import reported_map
+# for ds in ("corel5k", "pascal", "wiki"):
+#     avg = reported_map(ds)["avg"]
+#     diff = avg["HAAN"] - avg["VSRN++"]
+#     print(ds, f"difference {diff:.4f}, relative {100 * diff / avg['VSRN++']:.2f} %")
+# ```
+#
+# The differences are 0.0183, 0.0120 and 0.0189 (from the reported table): the paper's
+# "1.83 %" is a difference of 1.83 **percentage points** of mAP, not a relative gain. The
+# relative gain on Corel 5K is 0.0183 / 0.5568, about **3.3 %**.
+#
+# Both are legitimate, but they answer different questions, and "%" alone does not say
+# which. Write "+1.83 points (0.5568 → 0.5751)" or "3.3 % relative". Giving the two mAP
+# values themselves, as the table does, leaves no doubt. The Table 4 page has a sentence of the paper where "%"
+# means the other thing.
+# :::
+
+# %% [markdown]
+# :::{exercise} Which classes does each level find?
+# :label: ex-table3-levels
+#
+# On the synthetic data, half of the classes (scenes) differ only in the global image
+# feature and the other half (objects) only in a few patches.
+#
+# 1. For HAAN-GCM, HAAN-LCM and HAAN, compute the mean AP (eq. 25) of the image queries of
+#    each class: `average_precision(ev["sims"]["fused"], ev["img_labels"], ev["txt_labels"])`
+#    with `ev = runs[name].test_eval`, then average within each class
+#    (`from haan_core.metrics import average_precision, chance_map`).
+# 2. Compare with the chance level of the same labels, `chance_map(ev["img_labels"], ev["txt_labels"])`.
+# 3. Which configuration is far above chance on which classes? What does this say about the
+#    AVG column of the measured table, and about the paper's claim that the two levels are
+#    complementary?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table3-levels
+# :class: dropdown
+#
+# ```python
+# import torch
+# from haan_core.metrics import average_precision, chance_map
+# for name in ("HAAN-GCM", "HAAN-LCM", "HAAN"):
+#     ev = runs[name].test_eval
+#     ap = average_precision(ev["sims"]["fused"], ev["img_labels"], ev["txt_labels"])
+#     per_class = [round(float(ap[ev["img_labels"] == c].mean()), 2)
+#                  for c in ev["img_labels"].unique()]
+#     print(f"{name:9s}", per_class)
+# print("chance", round(chance_map(ev["img_labels"], ev["txt_labels"]), 3))
+# ```
+#
+# Class ids 0-4 are the scenes and 5-9 the objects (`data.meta["scene_classes"]` of the
+# synthetic data). What to look for: HAAN-GCM should be high on the scenes and low on the
+# objects, since all objects share one global feature. It can still tell objects from
+# scenes, so its object APs sit above the chance level of all ten classes, near the chance
+# level among the five object classes. HAAN-LCM should show the mirror image, and HAAN
+# should be high on both halves.
+#
+# The AVG of a single level therefore mixes two very different groups. A middling average
+# can hide "perfect on half, chance on the other half". The complementarity of the two
+# levels, which the paper argues for on real data (Section 4.6), is built into this
+# synthetic data, so seeing it here checks the code, not the paper's claim.
+# :::
+
+# %% [markdown]
+# :::{exercise} One seed is one sample
+# :label: ex-table3-seed
+#
+# Every measured number above comes from one seed.
+#
+# 1. Train the best two configurations of the measured table again with seed 1, for
+#    example `train_variants(["HAAN", "HAAN-GCM-LCM-AWL(Stage2)"], dataset, cache_dir=cache_dir, root=root, seed=1, device=device, epochs=epochs, batch_size=batch_size, rho=rho)`
+#    (two trainings, about a minute each on a laptop CPU; replace the names by your top
+#    two). On the synthetic data the seed draws a new dataset as well as a new
+#    initialisation.
+# 2. Compare each configuration's AVG across the two seeds with the gap between the two
+#    configurations.
+# 3. What would you need before writing "configuration A beats configuration B"?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table3-seed
+# :class: dropdown
+#
+# ```python
+# runs1 = train_variants(["HAAN", "HAAN-GCM-LCM-AWL(Stage2)"], dataset, cache_dir=cache_dir,
+#                        root=root, seed=1, device=device, epochs=epochs,
+#                        batch_size=batch_size, rho=rho)
+# for name, run1 in runs1.items():
+#     print(name, "seed", seed, f"{runs[name].scores['avg']:.4f}",
+#           "seed 1", f"{run1.scores['avg']:.4f}")
+# ```
+#
+# What to look for: if a configuration moves between seeds by as much as (or more than)
+# the gap between the two configurations, the order in the table can flip with the seed,
+# and the table alone cannot rank them.
+#
+# To claim that A beats B you need several seeds per configuration (five is a common
+# minimum), the mean and spread of each, and preferably the *paired* differences: train A
+# and B with the same seed, hence the same data and initialisation, and look at A − B for
+# each seed. If the differences keep one sign and are large compared with their spread,
+# the claim holds on this data. The paper reports one number per cell with no spread, so
+# its smaller gaps (a few tenths of a point in Table 3) cannot be judged this way. Use
+# `python -m haan_core.book run table3 -p seed 1` to re-run the whole page.
+# :::

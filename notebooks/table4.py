@@ -101,3 +101,99 @@ glue("t4_width_note", "the same as the paper's" if cfg.embed_dim == 1024 else
 
 # %%
 provenance_table(runs)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} Why LAN costs more than GAN
+# :label: ex-table4-cosines
+#
+# For one training batch, GCM (eq. 10) computes B × B cosines. LCM computes a cosine
+# $U_{xy}$ (eq. 11) for every image, text, patch and word.
+#
+# 1. With this page's recipe (B = `cfg.batch_size`, α = `cfg.alpha`) and texts padded to
+#    β = 12 words (the longest synthetic text), how many cosines $U_{xy}$ does one batch
+#    need? Write the number in the cell below.
+# 2. How many times GCM's count is that?
+# 3. Compare with the measured "s / epoch" of HAAN-GCM and HAAN-LCM in the table. Is the
+#    ratio of the times as large? Name two reasons why not.
+# :::
+
+# %%
+answer = None   # your answer: the number of cosines U_xy in one batch, an int
+check("table4-cosines", answer, batch_size=cfg.batch_size, alpha=cfg.alpha, beta=12)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table4-cosines
+# :class: dropdown
+#
+# One cosine per (image, text, patch, word): B · B · α · β. With the synthetic recipe
+# (B = 100, α = 9, β = 12) that is 100 · 100 · 9 · 12 = 1 080 000, which is α · β = 108
+# times GCM's B² = 10 000. The paper's Corel 5K recipe also has B = 100, but its texts are
+# 1-5 tags, so β, the longest text of a batch, and with it the ratio αβ are smaller.
+#
+# ```python
+# t = measured["measured s / epoch"]
+# t["HAAN-LCM"] / t["HAAN-GCM"]
+# ```
+#
+# What to look for: the measured ratio is far below 108. The cosines are not the whole
+# cost of a training step:
+#
+# - both networks run the same kind of Bi-GRU over every word of every text (eq. 9), a
+#   sequential computation that costs the same in GAN and LAN;
+# - the projections (eq. 8), the loss, clipping, Adam and Python's own overhead cost about
+#   the same in both networks, whatever α and β;
+# - the cosines are large matrix products, the operation a CPU (or GPU) does fastest per
+#   number, and `lcm` never builds the κ vectors (see its docstring).
+#
+# An operation count says how the cost *scales* (B² for LCM as for GCM, and αβ times
+# more), not how long a step takes.
+# :::
+
+# %% [markdown]
+# :::{exercise} Check a sentence of the paper against its Table 4
+# :label: ex-table4-reduction
+#
+# Section 4.4 says that "the training time of our HAAN is reduced by 16.04 %, 16.01 % and
+# 14.29 % compared with that of VSRN++ on the three data sets".
+#
+# 1. From `rep`, the reported table above, compute the reduction on Corel 5K in per cent and
+#    write it in the cell below. Check the other two datasets as well.
+# 2. Is this "%" relative or a difference? Compare with the "%" of Section 4.4's mAP
+#    sentence (see the exercise on the Table 3 page).
+# 3. What would you have to measure to test this claim, and why can this book not do it?
+# :::
+
+# %%
+answer = None   # your answer: HAAN's reduction of training time vs VSRN++ on Corel 5K, in per cent
+check("table4-reduction", answer)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table4-reduction
+# :class: dropdown
+#
+# ```python
+# 100 * (rep.loc["VSRN++"] - rep.loc["HAAN"]) / rep.loc["VSRN++"]
+# ```
+#
+# On Corel 5K: (34 973 − 29 363) / 34 973 ≈ 16.04 % (values from the reported table), and
+# likewise 16.01 % and 14.29 % for the other two. The sentence agrees with the table, and
+# here "%" is a *relative* change. In the mAP sentence of the same section, "%" means
+# percentage points, so two numbers written the same way mean different things.
+#
+# To test the claim you would need VSRN++'s training time measured on the same machine,
+# with the same data and protocol, since times on different hardware cannot be compared
+# (the paper used an RTX 2080). haan_core implements HAAN and its ablations, not VSRN++, so
+# this page can measure HAAN's time but not the ratio.
+# :::

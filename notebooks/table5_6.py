@@ -107,3 +107,109 @@ glue("t6_haan", avg["HAAN"], display=False)
 
 # %%
 provenance_table(runs)
+
+# %% [markdown]
+# ## Exercises
+#
+# Each exercise uses this page's own variables and functions and takes a few minutes on a
+# laptop CPU once the page has run. Where the answer is a number or a shape, the code cell
+# after the exercise checks it: replace `None` with your answer and run the cell. `check`
+# computes the right answer with haan_core's own code and tells you what is wrong without
+# giving it away. The solutions are folded: open one after you have tried.
+
+# %%
+from haan_core.exercises import check   # check(name, answer): prints whether an answer is right
+
+# %% [markdown]
+# :::{exercise} What does base_loss change?
+# :label: ex-table5_6-base
+#
+# HAAN-GCM, HAAN-LCM and HAAN-GCM-LCM contain neither AWL nor TRI (Table 5), so the paper
+# does not say which loss trains them. This book's choice is the parameter `base_loss`
+# (ambiguity log, entries 1-2).
+#
+# 1. If you re-run this page with `-p base_loss tri`, how many of the seven configurations
+#    train with a different loss? Use Table 5 above and `haan_core.train.make_loss`, and
+#    write the number in the cell below.
+# 2. How many configurations does the run cache train again, and why? (Look at what
+#    `haan_core.runs.run_key` hashes.)
+# 3. Run it: `python -m haan_core.book run table5_6 -p base_loss tri`, about 5 minutes on a
+#    laptop CPU. Which rows change, which stay the same to the last digit, and which two
+#    rows become identical? What does that tell you about the paper's HAAN-GCM-LCM row?
+# :::
+
+# %%
+answer = None   # your answer: how many configurations train with another loss, an int
+check("table5_6-retrain", answer)
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table5_6-base
+# :class: dropdown
+#
+# Only the configurations with neither AWL nor TRI use `base_loss`: HAAN-GCM, HAAN-LCM and
+# HAAN-GCM-LCM, so **3** of the 7.
+#
+# ```python
+# [name for name, v in VARIANTS.items() if v.loss == "base"]   # what make_loss reads
+# ```
+#
+# The cache retrains all seven anyway. `run_key` hashes every field of the configuration,
+# and `base_loss` is a field. The key cannot know which fields a variant reads, so it
+# errs on the safe side. On a CPU the four others must then come out identical to the last
+# digit, because the seed, the data and the loss are unchanged and training in fp32 on a
+# CPU is deterministic. That is a reproducibility check you get for free.
+#
+# With `base_loss = tri`, HAAN-GCM-LCM trains with exactly the triplet loss of
+# HAAN-GCM-LCM-TRI: same modules, same loss, same seed, so the two rows become identical.
+# In the paper's Table 6 the two rows differ. That fits a different loss for HAAN-GCM-LCM,
+# but it is a hint, not a proof: two separate runs of the same configuration with
+# different seeds would also differ.
+# :::
+
+# %% [markdown]
+# :::{exercise} Which claim would you test next?
+# :label: ex-table5_6-claim
+#
+# Section 4.6 draws several conclusions from Table 6, for example:
+# (a) "the two stages of AWL play almost the same importance";
+# (b) "any stage of the AWL shows higher than that of Triplet loss on three datasets by at
+# least 1.3 %, 2.63 %, and 2.4 %";
+# (c) "the performance of HAAN is about 2 % better than using AWL in a certain stage alone".
+#
+# 1. Check the claim you pick against the reported table, `rep6`.
+# 2. Say which rows of the measured table would test it, which runs you would make
+#    (parameters, number of seeds) and which result would refute it.
+# 3. Can the synthetic data test it at all, or does it need a real dataset?
+# :::
+
+# %% [markdown] tags=["solution"]
+# :::{solution} ex-table5_6-claim
+# :class: dropdown
+#
+# Several answers are good. What matters is that the test could fail. One example, for
+# claim (b):
+#
+# ```python
+# awl_rows = rep6.loc[["HAAN-GCM-LCM-AWL(Stage1)", "HAAN-GCM-LCM-AWL(Stage2)"]]
+# tri = rep6.loc["HAAN-GCM-LCM-TRI"]
+# for ds in ("corel5k", "pascal", "wiki"):
+#     print(ds, round(float(awl_rows[f"{ds}_avg"].min() - tri[f"{ds}_avg"]), 4))
+# ```
+#
+# On Corel 5K this gives 0.5517 − 0.5386 = 0.0131, matching the text's "1.3 %" as points
+# (reported values). The measured rows HAAN-GCM-LCM-TRI, -AWL(Stage1) and -AWL(Stage2)
+# test it. A useful plan (you need not run it now) is seeds 0-4 of just these three
+# configurations, for example `train_variants([...], dataset, seed=k, ...)` in a loop:
+# 15 trainings, about 10-15 minutes on a laptop. The paired differences, each AWL stage
+# minus TRI with the same seed, refute the claim if they are not consistently positive.
+#
+# For claim (a) the same runs compare the two stages. For (c), add HAAN.
+#
+# Whether synthetic data can test it: the page warns that its classes are clean and
+# balanced, so mining and weighting have little to correct, and a loss-variant ordering
+# seen there need not carry over. On the synthetic data you can check that the code behaves
+# as intended; the paper's claims about losses need a real dataset:
+# `python -m haan_core.book run table5_6 -f notebooks/params/corel5k.yml`, about an hour
+# per configuration on a laptop CPU. The claim "fusing both levels beats either alone" is
+# built into the synthetic data, so testing it there is circular.
+# :::

@@ -112,7 +112,8 @@ def _solution_cells(nb):
     return [c for c in nb.cells if "solution" in c.metadata.get("tags", [])]
 
 
-def test_student_notebooks_have_no_solutions_and_keep_the_exercises(tmp_path):
+def test_student_notebooks_have_no_solutions_and_keep_the_exercises(tmp_path, monkeypatch):
+    monkeypatch.setattr(book, "OUT_DIR", tmp_path / "not-executed")   # from the sources
     sources = {n: jupytext.read(book.NOTEBOOK_DIR / f"{n}.py") for n in NOTEBOOKS}
     removed = sum(len(_solution_cells(nb)) for nb in sources.values())
     assert removed >= 12, "the book should have exercises with solutions on its pages"
