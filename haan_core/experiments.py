@@ -36,3 +36,45 @@ def data_label(cfg_or_dataset) -> str:
                 "datasets)")
     from .reported import DATASET_TITLES
     return DATASET_TITLES.get(name, name)
+
+
+def patch_attention(run, data, index: int, lam: float | None = None):
+    """For pair ``index`` (a row of ``data``): under eq. 13, with the image and the text of
+    that pair, the word each of the image's patches attends to most, and that weight.
+
+    Returns (words, weights), one per patch in the order of the 3 x 3 crops (row by row).
+    ``lam``: eq. 13's inverse temperature; None takes the run's."""
+    import torch
+    from .similarity import lcm_attention
+    model = run.model(data).cpu()
+    b = data.batch(torch.tensor([index]))
+    with torch.no_grad():
+        patches = model.lan.encode_images(b["patches"])              # eq. 8 on every patch
+        words, lengths = model.lan.encode_texts(b["tokens"], b["lengths"])   # eq. 9
+        _, A = lcm_attention(patches, words, lengths,
+                             lam=run.config.lam if lam is None else lam)
+    weight, y = A[0, 0].max(dim=1)                                     # (alpha,)
+    return [data.vocab[int(t)] for t in b["tokens"][0, y]], weight.tolist()
+
+
+def draw_patch_attention(ax, words, weights, image=None, marks=None, grid: int = 3):
+    """Each patch of a grid x grid cut with its most-attended word and weight written on
+    it; over the picture when ``image`` (a PIL image) is given, else on an empty grid
+    (``marks``: patches to shade, e.g. the synthetic data's object patches)."""
+    import numpy as np
+    if image is not None:
+        ax.imshow(np.asarray(image.convert("RGB")), extent=(0, grid, grid, 0))
+    else:
+        ax.imshow(np.zeros((grid, grid)), cmap="Greys", vmin=0, vmax=1, extent=(0, grid, grid, 0))
+    for k in range(1, grid):
+        ax.axhline(k, color="white" if image is not None else "grey", lw=1.5)
+        ax.axvline(k, color="white" if image is not None else "grey", lw=1.5)
+    for x, (word, w) in enumerate(zip(words, weights)):
+        row, col = divmod(x, grid)
+        if marks is not None and bool(marks[x]):
+            ax.add_patch(__import__("matplotlib").patches.Rectangle(
+                (col, row), 1, 1, color="tab:orange", alpha=0.25))
+        ax.text(col + 0.5, row + 0.5, f"{word}\n{w:.2f}", ha="center", va="center",
+                fontsize=10, color="black",
+                bbox=dict(boxstyle="round,pad=0.2", fc="white", alpha=0.8, lw=0))
+    ax.set(xlim=(0, grid), ylim=(grid, 0), xticks=[], yticks=[])

@@ -180,3 +180,30 @@ def test_a_missing_or_unreadable_image_is_a_clear_error(tmp_path):
     cfg = make_config("corel5k", root=str(tmp_path), backbone="efficientnet_lite0")
     with pytest.raises(HAANInputError, match="could not read the image .*bad.jpeg"):
         image_features(bad, cfg)
+
+
+def test_patch_attention_is_the_largest_weight_of_eq_13_for_each_patch(trained):
+    """The GCM/LCM page's drawing: for each patch, the word of largest eq. 13 weight,
+    checked against softmax(lam * U_bar) written out for the one pair."""
+    from haan_core.experiments import patch_attention
+    run, data, _ = trained
+    index = int(data.splits["test"][5])
+    for lam in (1.0, 9.0, 50.0):
+        words, weights = patch_attention(run, data, index, lam=lam)
+        model = run.model(data)
+        b = data.batch(torch.tensor([index]))
+        with torch.no_grad():
+            n = model.lan.encode_images(b["patches"])[0]                   # (alpha, d)
+            m, _ = model.lan.encode_texts(b["tokens"], b["lengths"])
+            m = m[0, :int(b["lengths"][0])]                                 # real words only
+        assert len(words) == len(weights) == n.shape[0]
+        for x in range(n.shape[0]):
+            U = torch.stack([torch.nn.functional.cosine_similarity(n[x], m[y], dim=0)
+                             for y in range(len(m))])                       # eq. 11, patch x
+            r_all = torch.relu(torch.stack([torch.nn.functional.cosine_similarity(
+                n, m[y][None], dim=1) for y in range(len(m))], dim=1))      # (alpha, beta)
+            U_bar = torch.relu(U) / r_all.norm(dim=0).clamp_min(1e-8)       # eq. 12
+            a = torch.softmax(lam * U_bar, dim=0)                           # eq. 13
+            y = int(a.argmax())
+            assert words[x] == data.vocab[int(b["tokens"][0, y])]
+            assert abs(weights[x] - float(a[y])) < 1e-5
