@@ -11,6 +11,7 @@ Modules, in the order of the paper:
   train       the recipe of Section 4.2.3
   metrics     mAP (eq. 25), precision@k, precision-recall curves
   config      Table 2's parameters and the variants of Table 5
+  methods     other methods of the literature (so far: Liu et al.'s multi-margin triplet loss)
 
 and for the book:
   runs        trained runs cached on disk, keyed by configuration and method code
@@ -18,7 +19,11 @@ and for the book:
   measured    committed measured runs on the real data (`python -m haan_core measure`)
   tables      measured numbers beside reported ones
   experiments what the notebooks call
-  book        `python -m haan_core.book run|build|list`: papermill and Jupyter Book
+  exercises   answer checks for the book's exercises
+  query       `python -m haan_core query`: rank a trained run's test items by your own query
+  bench       `python -m haan_core bench`: measured speed beside references
+  book        `python -m haan_core.book run|build|list|student|lab|times`: papermill,
+              Jupyter Book, the student handout and Jupyter Lab
 """
 from .config import DATASET_RECIPES, VARIANTS, HAANConfig
 from .errors import HAANInputError

@@ -122,6 +122,12 @@ function check(tries) {{
       mathErrors: d ? d.querySelectorAll('mjx-merror').length : -1,
       images: imgs.length,
       loaded: imgs.filter(i => i.naturalWidth > 0).length,
+      exercises: d ? d.querySelectorAll('.exercise').length : -1,
+      solutions: d ? d.querySelectorAll('.solution').length : -1,
+      folded: d ? Array.from(d.querySelectorAll('.solution')).filter(s =>
+        s.classList.contains('toggle-hidden') &&
+        Array.from(s.children).filter(c => !c.classList.contains('admonition-title'))
+          .every(c => c.offsetHeight === 0)).length : -1,
       title: d ? d.title : ''}});
   }} else {{ setTimeout(function () {{ check(tries + 1); }}, 250); }}
 }}
@@ -164,3 +170,59 @@ def test_pages_render_math_and_figures_offline(server, page, min_math, min_image
     assert got["mathErrors"] == 0, got
     assert got["images"] >= min_images and got["loaded"] == got["images"], got
     assert "HAAN" in got["title"], got
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium: apt-get install chromium")
+@pytest.mark.parametrize("page", ["book/notebooks/gcm_lcm.html", "book/notebooks/table3.html",
+                                  "book/notebooks/figure8.html"])
+def test_solutions_are_folded_in_the_browser(server, page, tmp_path):
+    """Each exercise's solution is on the page but folded until the reader opens it."""
+    got = _inspect(server, page, tmp_path)
+    assert got["exercises"] >= 2, got
+    assert got["solutions"] == got["exercises"] and got["folded"] == got["solutions"], got
+
+
+# ---------------------------------------------------------------- built HTML, read as text
+
+EXERCISE_PAGES = ["data_features", "gcm_lcm", "awl", "table3", "table4", "table5_6",
+                  "figure5", "figure6", "figure7", "figure8", "figure9"]
+
+
+def _html(rel):
+    path = HTML / rel
+    if not path.exists():
+        pytest.skip("the book is not built: run `make book`")
+    return path.read_text()
+
+
+@pytest.mark.parametrize("name", EXERCISE_PAGES)
+def test_built_pages_have_exercises_with_dropdown_solutions(name):
+    html = _html(f"book/notebooks/{name}.html")
+    exercises = len(re.findall(r'class="[^"]*\bexercise\b[^"]*admonition', html))
+    solutions = re.findall(r'class="([^"]*\bsolution\b[^"]*)"', html)
+    solutions = [c for c in solutions if "admonition" in c]
+    assert 2 <= exercises <= 3, f"{name}: {exercises} exercises"
+    assert len(solutions) == exercises and all("dropdown" in c for c in solutions), solutions
+
+
+def test_references_page_lists_every_entry_and_pages_link_to_it():
+    import pybtex.database
+    entries = pybtex.database.parse_file(ROOT / "book" / "references.bib").entries
+    refs = _html("book/references.html")
+    assert len(re.findall(r'<div class="citation" id=', refs)) == len(entries)
+    assert "Hierarchical Adaptive Alignment Network" in refs and "Duygulu" in refs
+    table3 = _html("book/notebooks/table3.html")
+    assert len(re.findall(r'href="\.\./references\.html#', table3)) >= 12   # HAAN + 11
+
+
+def test_no_button_points_to_a_home_that_does_not_exist_and_pages_can_be_downloaded():
+    for path in HTML.rglob("*.html"):
+        if "_static" in path.parts or path.name.startswith("_harness"):
+            continue
+        html = path.read_text()
+        for dead in ("mybinder.org", "colab.research.google.com", "haan-companion",
+                     "github.com/executablebooks/jupyter-book"):
+            assert dead not in html, f"{path.relative_to(HTML)} links to {dead}"
+    for name in EXERCISE_PAGES:
+        html = _html(f"book/notebooks/{name}.html")
+        assert f"_sources/book/notebooks/{name}.ipynb" in html, f"{name}: no .ipynb download"
