@@ -41,8 +41,11 @@ times_file = "data/bench/notebook_times.json"   # measured page times (book time
 # The times below were **measured**: each is how long one page took to execute with its
 # default parameters on the machine named under the table (a 2-core CPU, no GPU), read from
 # the committed file `data/bench/notebook_times.json` (`python -m haan_core.book times
-# --out ...` writes it after a `make book`; without the file, this build's own times). A page whose trained runs are cached takes
-# seconds; the times are those of a first run, where each page trains what it needs.
+# --out ...` writes it after a `make book`; without the file, this build's own times).
+# They are the times of a first run in the book's order with an empty run cache: a page
+# trains what no earlier page trained and reuses the rest, so Table 3 (seven variants)
+# takes minutes and Table 4 (three of them, already trained) seconds. Run again, any page
+# takes seconds.
 # Reading and the exercises are the students' own time; each exercise is written to take
 # under ten minutes on a laptop CPU.
 
