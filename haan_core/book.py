@@ -257,6 +257,9 @@ def run_notebook(name: str, parameters: dict | None = None, force: bool = False,
     except papermill.PapermillExecutionError as e:
         raise NotebookFailed(name, e, out) from None
     import nbformat
+    # papermill records its input; given a notebook object it stores the whole source
+    # notebook there (solutions included): record the source file's path instead
+    executed.metadata.setdefault("papermill", {})["input_path"] = f"notebooks/{name}.py"
     atomic_write(out, lambda tmp: nbformat.write(executed, tmp))
     seconds = time.perf_counter() - start
     atomic_write(stamp_file, lambda tmp: Path(tmp).write_text(json.dumps(
@@ -307,6 +310,9 @@ class NotebookFailed(RuntimeError):
 def _student_cells(nb):
     """``nb`` without the cells tagged "solution"; an untagged solution is an error."""
     kept = [c for c in nb.cells if "solution" not in c.metadata.get("tags", [])]
+    papermill = nb.metadata.get("papermill", {})
+    if not isinstance(papermill.get("input_path", ""), (str, type(None))):
+        papermill["input_path"] = None      # a whole notebook, solutions included
     for c in kept:
         if "{solution}" in c.source:
             raise ValueError("a {solution} directive outside a cell tagged 'solution': "

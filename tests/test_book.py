@@ -80,6 +80,8 @@ def test_table3_reexecutes_with_new_parameters(tmp_path):
               "cache_dir": str(tmp_path / "cache")}
     out = run_notebook("table3", params, out_dir=tmp_path, log=lambda *_: None)
     nb = nbformat.read(out, as_version=4)
+    # the source is recorded by its path, not embedded (it holds the solutions)
+    assert nb.metadata["papermill"]["input_path"] == "notebooks/table3.py"
     text = _outputs(nb)
     assert "seed 3, 2 epochs" in text                      # the caption of the measured table
     assert "HAAN-GCM" in text and "HAAN-LCM-AWL" not in text   # only the variants asked for

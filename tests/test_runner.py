@@ -120,6 +120,7 @@ def test_student_notebooks_have_no_solutions_and_keep_the_exercises(tmp_path, mo
     written = write_student(tmp_path, clear_outputs=True, log=lambda *_: None)
     assert sorted(p.name for p in written) == sorted(f"{n}.ipynb" for n in NOTEBOOKS)
     for path in written:
+        assert "{solution}" not in path.read_text()             # nowhere, metadata included
         nb = nbformat.read(path, as_version=4)
         src = sources[path.stem]
         assert not _solution_cells(nb)
@@ -136,10 +137,13 @@ def test_student_keeps_executed_outputs_unless_asked(tmp_path, monkeypatch):
     executed.mkdir()
     code = next(c for c in src.cells if c.cell_type == "code")
     code.outputs = [nbformat.v4.new_output("stream", name="stdout", text="42\n")]
+    # papermill, given a notebook object, records the whole source notebook as its input
+    src.metadata["papermill"] = {"input_path": jupytext.read(book.NOTEBOOK_DIR / "awl.py")}
     nbformat.write(src, executed / "awl.ipynb")
     monkeypatch.setattr(book, "OUT_DIR", executed)
     kept = nbformat.read(write_student(tmp_path / "a", ["awl"], log=lambda *_: None)[0], 4)
     assert any(c.get("outputs") for c in kept.cells if c.cell_type == "code")
+    assert "{solution}" not in (tmp_path / "a" / "awl.ipynb").read_text()
     cleared = nbformat.read(write_student(tmp_path / "b", ["awl"], clear_outputs=True,
                                           log=lambda *_: None)[0], 4)
     assert not any(c.get("outputs") for c in cleared.cells if c.cell_type == "code")
