@@ -1,6 +1,8 @@
-"""Retrieval metrics of Section 4.3: mAP (eq. 25), precision@k and precision-recall curves.
+"""Retrieval metrics of Section 4.3: mAP (eq. 25), precision@k and precision-recall curves,
+and the instance-level Recall@K that SHAN and TSHSR report.
 
-Relevant means "same class as the query". Everything is vectorised over queries: one
+For mAP, precision and recall curves, relevant means "same class as the query"; for
+Recall@K, only the query's own paired item is relevant. Everything is vectorised over queries: one
 stable sort of the similarity matrix, then cumulative sums along the ranking.
 """
 from __future__ import annotations
@@ -97,3 +99,30 @@ def chance_map(query_labels: torch.Tensor, gallery_labels: torch.Tensor, trials:
                                                 generator=g), query_labels, gallery_labels)
               for _ in range(trials)]
     return sum(scores) / trials
+
+
+def recall_at_k(sim: torch.Tensor, ks=(1, 5, 10)) -> dict:
+    """Instance-level Recall@K (the metric SHAN and TSHSR report): the fraction of queries
+    (rows) whose paired gallery item, the one with the same index (``sim[i, i]``), is among
+    the k most similar. Ties keep gallery order, as in the mAP (a stable sort). Classes
+    play no part: another item of the query's class ranked first is a miss.
+
+    sim (N, N), row i and column i a pair -> {k: recall}."""
+    check_tensor(sim, "sim", 2)
+    check_nonempty(sim, "sim", 0)
+    if sim.shape[0] != sim.shape[1]:
+        raise HAANInputError(
+            f"Recall@K needs one paired gallery item per query (row i paired with column "
+            f"i), so a square matrix; got {tuple(sim.shape)}")
+    ks = tuple(int(k) for k in ks)
+    if not ks or min(ks) < 1:
+        raise HAANInputError(f"Recall@K needs k >= 1, got {ks}")
+    order = torch.sort(sim.detach(), dim=1, descending=True, stable=True).indices
+    own = torch.arange(sim.shape[0], device=sim.device)[:, None]
+    rank = (order == own).to(torch.int64).argmax(dim=1)           # 0 = ranked first
+    return {k: float((rank < k).to(torch.float64).mean()) for k in ks}
+
+
+def recall_scores(sim: torch.Tensor, ks=(1, 5, 10)) -> dict:
+    """Recall@K both ways: {"i2t": {k: r}, "t2i": {k: r}} for images (rows) x texts."""
+    return {"i2t": recall_at_k(sim, ks), "t2i": recall_at_k(sim.T, ks)}

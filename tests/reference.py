@@ -132,3 +132,13 @@ def pr_curve(sim, query_labels, gallery_labels, levels):
             pts.append((hits / sum(rel), hits / r))          # (recall, precision)
         per_query.append([max(p for rc, p in pts if rc >= lv - 1e-12) for lv in levels])
     return [sum(col) / len(per_query) for col in zip(*per_query)]
+
+
+def recall_at_k(sim, k):
+    """Instance-level Recall@K by counting: query i's own item i ranks r = the number of
+    items scored higher, plus the tied ones earlier in the gallery; a hit when r < k."""
+    hits = 0
+    for i, row in enumerate(sim):
+        r = sum(1 for j, s in enumerate(row) if s > row[i] or (s == row[i] and j < i))
+        hits += r < k
+    return hits / len(sim)

@@ -1,9 +1,11 @@
-"""mAP (eq. 25), precision@k and PR curves against explicit loops."""
+"""mAP (eq. 25), precision@k, PR curves and instance-level Recall@K against explicit loops."""
 import pytest
 import torch
 
 from haan_core.metrics import (average_precision, chance_map, mean_average_precision,
                                pr_curve, precision_at_k, retrieval_scores)
+
+from haan_core.errors import HAANInputError
 
 from . import reference as ref
 
@@ -85,3 +87,39 @@ def test_pr_curve_equals_loop():
 def test_chance_level_matches_class_balance():
     labels = torch.arange(200) % 10
     assert 0.08 < chance_map(labels, labels) < 0.16
+
+
+# ---------------------------------------------------------------- Recall@K (instance level)
+
+
+def test_recall_at_k_equals_counting_loop_with_ties():
+    from haan_core.metrics import recall_at_k, recall_scores
+    g = torch.Generator().manual_seed(3)
+    for trial in range(5):
+        # few distinct values: many ties, broken by gallery order as in the mAP
+        sim = torch.randint(0, 4, (12, 12), generator=g).double()
+        got = recall_at_k(sim, ks=(1, 2, 5, 12))
+        for k in (1, 2, 5, 12):
+            assert got[k] == ref.recall_at_k(sim.tolist(), k), (trial, k)
+        both = recall_scores(sim, ks=(1, 5))
+        assert both["t2i"][5] == ref.recall_at_k(sim.T.tolist(), 5)
+        assert both["i2t"] == recall_at_k(sim, ks=(1, 5))
+
+
+def test_recall_at_k_of_known_rankings():
+    from haan_core.metrics import recall_at_k
+    eye = torch.eye(6)
+    assert recall_at_k(eye) == {1: 1.0, 5: 1.0, 10: 1.0}          # own item first
+    worst = 1 - torch.eye(6)                                     # own item last of 6
+    assert recall_at_k(worst, ks=(1, 5, 6)) == {1: 0.0, 5: 0.0, 6: 1.0}
+    # a same-class item ranked above the own item is a miss at k = 1: classes play no part
+    sim = torch.tensor([[0.5, 0.9], [0.1, 0.2]])
+    assert recall_at_k(sim, ks=(1, 2)) == {1: 0.5, 2: 1.0}
+
+
+def test_recall_at_k_bad_input_is_a_clear_error():
+    from haan_core.metrics import recall_at_k
+    with pytest.raises(HAANInputError, match="square"):
+        recall_at_k(torch.rand(3, 4))
+    with pytest.raises(HAANInputError, match="k >= 1"):
+        recall_at_k(torch.rand(3, 3), ks=(0,))
