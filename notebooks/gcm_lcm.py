@@ -185,14 +185,29 @@ plt.show()
 from PIL import Image
 
 from haan_core.corpora import default_root
+from haan_core.datasets import feature_cache_dir
 from haan_core.experiments import draw_patch_attention, patch_attention
 from haan_core.query import image_paths
 
 corel_dir = Path(corel_root) if corel_root else default_root("corel5k")
+shown_dir = corel_dir.resolve().relative_to(Path.cwd()) \
+    if corel_dir.resolve().is_relative_to(Path.cwd()) else corel_dir   # the checkout's data/...
 panels = [("synthetic", run, data, int(show[pair]), None)]
-if (corel_dir / "labels").is_dir():
-    corel_cfg = make_config("corel5k", "HAAN", root=str(corel_dir), seed=seed,
-                            device=device, epochs=corel_epochs, backbone="efficientnet_lite0")
+corel_cfg = make_config("corel5k", "HAAN", root=str(corel_dir), seed=seed, device=device,
+                        epochs=corel_epochs, backbone="efficientnet_lite0")
+# the image features of all 5000 images, extracted once (about 1.5 h on a 2-core CPU,
+# minutes on a GPU): this page uses them when they are cached and never extracts them
+features = feature_cache_dir(corel_cfg) / f"corel5k-{corel_cfg.backbone}-{corel_cfg.patch_mode}.pt"
+if not (corel_dir / "labels").is_dir():
+    print(f"Corel 5K is not at {shown_dir}: only the synthetic drawing is shown. Fetch it "
+          f"with `python -m haan_core data fetch corel5k --root {shown_dir}` (or set "
+          "HAAN_DATA, or pass -p corel_root DIR) and re-run this page.")
+elif not features.exists():
+    print(f"Corel 5K is at {shown_dir}, but its image features are not extracted yet (once, "
+          "about 1.5 h on a 2-core CPU): only the synthetic drawing is shown. `python -m "
+          f"haan_core train --dataset corel5k --root {shown_dir} --backbone efficientnet_lite0 "
+          f"--epochs {corel_epochs}` extracts and caches them; then re-run this page.")
+else:
     corel_data = load_dataset(corel_cfg)
     corel_run = cached_train(corel_cfg, cache_dir=cache_dir, data=corel_data)
     paths = image_paths(corel_cfg, corel_data)
@@ -201,12 +216,6 @@ if (corel_dir / "labels").is_dir():
                    Image.open(paths[corel_index])))
     print(f"Corel 5K: {corel_epochs}-epoch HAAN, test AVG mAP "
           f"{corel_run.scores['avg']:.4f} (measured, short run)")
-else:
-    if corel_dir.resolve().is_relative_to(Path.cwd()):
-        corel_dir = corel_dir.resolve().relative_to(Path.cwd())   # the checkout's data/...
-    print(f"Corel 5K is not at {corel_dir}: only the synthetic drawing is shown. Fetch it "
-          f"with `python -m haan_core data fetch corel5k --root {corel_dir}` (or set "
-          "HAAN_DATA, or pass -p corel_root DIR) and re-run this page.")
 
 fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.2),
                          constrained_layout=True, squeeze=False)
