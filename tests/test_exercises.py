@@ -19,6 +19,8 @@ from haan_core.book import NOTEBOOK_DIR
 from haan_core.exercises import CHECKS, check
 from haan_core.reported import load
 
+from . import reference as ref
+
 # ------------------------------------------------------------------ explicit references
 
 
@@ -54,22 +56,11 @@ def _loop_awl(L, labels, rho):
     return one_direction(L) + one_direction(transposed)
 
 
-def _loop_ap(scores, query_label, gallery_labels):
-    """Eq. 25 for one query: rank by descending score (ties in gallery order)."""
-    order = sorted(range(len(scores)), key=lambda k: -scores[k])
-    hits, total = 0, 0.0
-    for r, k in enumerate(order, start=1):
-        if gallery_labels[k] == query_label:
-            hits += 1
-            total += hits / r
-    return total / hits if hits else 0.0
-
-
 def _loop_avg_map(sim, il, tl):
     S = sim.tolist()
-    i2t = sum(_loop_ap(S[q], il[q], tl) for q in range(len(il))) / len(il)
+    i2t = sum(ref.average_precision(S[q], il[q], tl) for q in range(len(il))) / len(il)
     cols = [list(c) for c in zip(*S)]
-    t2i = sum(_loop_ap(cols[q], tl[q], il) for q in range(len(tl))) / len(tl)
+    t2i = sum(ref.average_precision(cols[q], tl[q], il) for q in range(len(tl))) / len(tl)
     return (i2t + t2i) / 2
 
 
