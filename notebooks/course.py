@@ -58,10 +58,11 @@ import jupytext
 import pandas as pd
 from IPython.display import Markdown, display
 
-from haan_core.book import NOTEBOOK_DIR, NOTEBOOKS, notebook_times
+from haan_core.book import NOTEBOOK_DIR, NOTEBOOKS, REPO, notebook_times
 
-if Path(times_file).exists():
-    times = json.loads(Path(times_file).read_text())
+times_path = Path(times_file) if Path(times_file).is_absolute() else REPO / times_file
+if times_path.exists():            # relative to the checkout, wherever the kernel runs
+    times = json.loads(times_path.read_text())
     source = f"the committed file `{times_file}`"
 else:   # no committed times: this build's own runs of the other pages
     times = notebook_times(names=[n for n in NOTEBOOKS if n != "course"])
