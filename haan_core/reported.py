@@ -1,4 +1,5 @@
-"""Numbers REPORTED in the paper (Tables 3, 4, 6), as pandas tables.
+"""Numbers REPORTED in the paper (Tables 3, 4, 6), and in Liu et al.'s Table 4, as pandas
+tables.
 
 Every table returned here carries ``attrs["source"] = "reported"``; measured tables carry
 "measured". The book never mixes the two: see :mod:`haan_core.tables`.
@@ -11,7 +12,10 @@ import pandas as pd
 
 FILES = {"table3": "table3_reported_map.csv",
          "table4": "table4_reported_training_seconds.csv",
-         "table6": "table6_reported_ablation_map.csv"}
+         "table6": "table6_reported_ablation_map.csv",
+         # Liu et al., Cross-media retrieval via fusing multi-modality and multi-grained
+         # data (2023), Table 4: mAP on Pascal Sentence, Corel 5K and NUS-WIDE 5K
+         "liu2023_table4": "liu2023_table4_reported_map.csv"}
 
 # dataset names of haan_core -> column prefixes of the CSVs
 COLUMN_PREFIX = {"corel5k": "corel5k", "pascal": "pascal", "wiki": "wiki"}
@@ -20,7 +24,8 @@ DATASET_TITLES = {"corel5k": "Corel 5K", "pascal": "Pascal Sentence", "wiki": "W
 
 
 def load(table: str) -> pd.DataFrame:
-    """A reported table: "table3" (mAP), "table4" (training seconds), "table6" (ablation)."""
+    """A reported table: "table3" (mAP), "table4" (training seconds), "table6" (ablation),
+    or "liu2023_table4" (Liu et al.'s mAP; an empty cell is a method they did not report)."""
     if table not in FILES:
         raise ValueError(f"unknown reported table {table!r}; known: {sorted(FILES)}")
     with resources.files("haan_core.paper_tables").joinpath(FILES[table]).open() as f:
@@ -43,5 +48,30 @@ def reported_map(dataset: str) -> pd.DataFrame:
             rows.append({"method": r[method_col], "i2t": r[f"{p}_i2t"], "t2i": r[f"{p}_t2i"],
                          "avg": r[f"{p}_avg"], "table": name})
     out = pd.DataFrame(rows).drop_duplicates("method").set_index("method")
+    out.attrs["source"] = "reported"
+    return out
+
+
+# Liu et al.'s row of their own method, and the HAAN row it is laid beside
+LIU_OWN, HAAN_OWN = "Liu et al. (their method)", "HAAN"
+
+
+def shared_corel5k_rows() -> pd.DataFrame:
+    """Corel 5K rows that HAAN's Table 3 and Liu et al.'s Table 4 both report, side by side
+    with the difference (Liu et al. minus HAAN): the compared methods both list, and each
+    paper's own method. Both columns are REPORTED numbers."""
+    haan = load("table3").set_index("method")
+    liu = load("liu2023_table4").set_index("method").dropna(subset=["corel5k_avg"])
+    pairs = [(m, m) for m in haan.index if m in liu.index] + [(HAAN_OWN, LIU_OWN)]
+    rows = []
+    for h, l in pairs:
+        row = {"HAAN's Table 3": h, "Liu et al.'s Table 4": l}
+        for m in ("i2t", "t2i", "avg"):
+            row[f"HAAN T3 {m.upper()}"] = haan.loc[h, f"corel5k_{m}"]
+            row[f"Liu T4 {m.upper()}"] = liu.loc[l, f"corel5k_{m}"]
+            row[f"diff {m.upper()}"] = round(liu.loc[l, f"corel5k_{m}"]
+                                             - haan.loc[h, f"corel5k_{m}"], 4)
+        rows.append(row)
+    out = pd.DataFrame(rows)
     out.attrs["source"] = "reported"
     return out
