@@ -134,9 +134,12 @@ def lcm(patches: torch.Tensor, words: torch.Tensor, lengths: torch.Tensor,
         inv = 1 / r.norm(dim=3, keepdim=True).clamp_min(EPS)          # eq. 12: U_bar = r * inv
         # lam U_bar + log|m_y| (-inf at padding), shifted as softmax does by its largest
         # over the text's real words: the largest weight is 1, so exp neither overflows
-        # nor leaves every weight so small that |kappa| meets the EPS floor of eq. 14
+        # nor leaves every weight so small that |kappa| meets the EPS floor of eq. 14.
+        # The shift multiplies every weight of a (text, image, patch) by one factor, which
+        # eq. 14's cosine cancels: its gradient is 0, so it is taken out of autograd
+        # (differentiating amax would cost a pass over the whole tensor for nothing)
         logits = torch.addcmul(log_scale, r, lam * inv)
-        logits = logits - logits.amax(dim=1, keepdim=True)
+        logits = logits - logits.detach().amax(dim=1, keepdim=True)
         w = torch.exp(logits)  # eq. 13 times |m_y|, up to one positive factor per (text,
         #                        image, patch); 0 at padding
         num = (w * U).sum(dim=1)                       # n_x . kappa_x / |n_x| (same factor)

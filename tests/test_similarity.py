@@ -93,6 +93,30 @@ def test_lcm_float32_and_gradients():
     assert words.grad[~pad].abs().sum() > 0
 
 
+@pytest.mark.parametrize("lam", [9.0, 50.0, 200.0])
+def test_lcm_gradient_equals_the_gradient_of_eqs_11_15_written_directly(lam):
+    """lcm shifts eq. 13's exponent outside autograd (the shift cancels in eq. 14); its
+    gradient must still be that of eqs. 11-15 as written: softmax weights (eq. 13), the
+    context vector kappa, the cosine (eq. 14) and the mean over patches (eq. 15)."""
+    patches, words, lengths = _local_inputs(seed=7, alpha=9)
+    weights = _rand(4, 5, seed=8)             # a loss that weighs every pair differently
+
+    def grads(fn):
+        p, w = patches.clone().requires_grad_(True), words.clone().requires_grad_(True)
+        (fn(p, w) * weights).sum().backward()
+        return p.grad, w.grad
+
+    def direct(p, w):
+        _, A = lcm_attention(p, w, lengths, lam=lam)                   # eqs. 11-13
+        kappa = torch.einsum("nmxy,myd->nmxd", A, w)                   # eq. 13
+        rel = torch.nn.functional.cosine_similarity(p[:, None], kappa, dim=-1)  # eq. 14
+        return rel.mean(dim=2)                                         # eq. 15
+
+    got, expected = grads(lambda p, w: lcm(p, w, lengths, lam=lam)), grads(direct)
+    for g, e in zip(got, expected):
+        torch.testing.assert_close(g, e, rtol=1e-8, atol=1e-10)
+
+
 def test_attention_is_a_distribution_over_real_words():
     patches, words, lengths = _local_inputs(seed=6)
     U, A = lcm_attention(patches, words, lengths)
