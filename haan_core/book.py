@@ -58,9 +58,8 @@ def _need_checkout():
 
 def parse_parameters(pairs=(), files=()) -> dict:
     """-f YAML files first, then -p NAME VALUE pairs; values are read as YAML
-    ("3" -> 3, "[0.2, 0.4]" -> a list, "null" -> None). A -p value that YAML reads as a
-    number or a boolean stays available as typed (``Raw``), so a text parameter given
-    ``-p root 2024`` is the text "2024"."""
+    ("3" -> 3, "[0.2, 0.4]" -> a list, "null" -> None); a -p value that is not valid YAML
+    stays the text as typed."""
     params = {}
     for f in files:
         try:
@@ -74,28 +73,10 @@ def parse_parameters(pairs=(), files=()) -> dict:
         params.update(loaded)
     for name, value in pairs:
         try:
-            parsed = yaml.safe_load(value)
+            params[name] = yaml.safe_load(value)
         except yaml.YAMLError:
-            parsed = value          # not YAML: the text as typed (a text parameter may want it)
-        params[name] = Raw(parsed, value) if isinstance(parsed, (int, float, bool)) else parsed
+            params[name] = value
     return params
-
-
-class Raw:
-    """A -p value as YAML read it (``value``) and as it was typed (``text``)."""
-
-    def __init__(self, value, text):
-        self.value, self.text = value, text
-
-    def __eq__(self, other):
-        return self.value == (other.value if isinstance(other, Raw) else other)
-
-    def __repr__(self):
-        return repr(self.value)
-
-
-def _plain(value):
-    return value.value if isinstance(value, Raw) else value
 
 
 @dataclass
@@ -150,39 +131,40 @@ def notebook_parameters(name: str) -> dict:
 
 
 def _type_error(p: Parameter, value):
-    """Why ``value`` does not fit ``p`` (None when it fits); may return a converted value."""
+    """Why ``value`` does not fit ``p``; None when it fits."""
     if value is None:
         return None if p.optional else f"must not be null (its default is {p.default!r})"
     if p.kind == "any":
         return None
-    plain = _plain(value)
     ok = {"bool": lambda v: isinstance(v, bool),
           "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
           "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
           "str": lambda v: isinstance(v, str),
           "list": lambda v: isinstance(v, list),
           "dict": lambda v: isinstance(v, dict)}[p.kind]
-    if ok(plain):
+    if ok(value):
         if p.kind == "list" and isinstance(p.default, list) and p.default:
             kinds = {_KINDS.get(type(x)) for x in p.default}
             if len(kinds) == 1:
                 inner = Parameter(p.name, p.default[0], kinds.pop(), False, "")
-                bad = [x for x in plain if _type_error(inner, x)]
+                bad = [x for x in value if _type_error(inner, x)]
                 if bad:
                     return (f"must be a list of {inner.kind} values like {p.default!r}; "
                             f"{bad[0]!r} is not")
         return None
-    if p.kind == "str" and isinstance(value, Raw):
-        return None                 # typed on the command line: taken as the text
     default = f"its default is {p.default!r}" + (f" ({p.comment})" if p.comment else "")
     return f"must be {'an' if p.kind == 'int' else 'a'} {p.kind}{' or null' if p.optional else ''}" \
-           f" ({default}), got {plain!r} (a {type(plain).__name__})"
+           f" ({default}), got {value!r} (a {type(value).__name__})"
 
 
-def check_parameters(names, params: dict) -> dict:
+def check_parameters(names, params: dict, typed: dict | None = None) -> dict:
     """{notebook: the parameters it gets}, after checking ``params`` against the
     notebooks' parameters cells. Raises ValueError listing every problem: a name no
-    notebook declares (with the closest declared name), a value of the wrong type."""
+    notebook declares (with the closest declared name), a value of the wrong type.
+
+    ``typed``: {name: the text typed after -p}; a text parameter given a value YAML reads
+    as a number or a boolean (``-p root 2024``) takes that text instead."""
+    typed = typed or {}
     declared = {n: notebook_parameters(n) for n in names}
     problems = []
     for pname in params:
@@ -199,12 +181,13 @@ def check_parameters(names, params: dict) -> dict:
         for pname, value in params.items():
             if pname not in decl:
                 continue
+            if decl[pname].kind == "str" and pname in typed \
+                    and isinstance(value, (int, float, bool)):
+                value = typed[pname]
             why = _type_error(decl[pname], value)
             if why:
                 wrong.setdefault(f"parameter {pname!r} {why}", []).append(n)
-            p = decl[pname]
-            mine[pname] = value.text if isinstance(value, Raw) and p.kind == "str" \
-                else _plain(value)
+            mine[pname] = value
         per_notebook[n] = mine
     problems += [f"{', '.join(ns)}: {why}" for why, ns in wrong.items()]
     if problems:
@@ -468,7 +451,7 @@ def main(argv=None) -> int:
             if unknown:
                 raise ValueError(f"no notebook {unknown[0]!r}: choose from {NOTEBOOKS}")
             params = parse_parameters(ns.parameter, ns.parameters_file)
-            per_notebook = check_parameters(names, params)
+            per_notebook = check_parameters(names, params, typed=dict(ns.parameter))
             for name in names:
                 run_notebook(name, per_notebook[name], force=ns.force)
         elif ns.command == "student":

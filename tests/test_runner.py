@@ -77,9 +77,10 @@ def test_yaml_file_is_checked_the_same_way(tmp_path, capsys):
 
 
 def test_good_values_pass_and_go_only_to_the_notebooks_that_declare_them():
-    params = parse_parameters([("seed", "3"), ("rho", "1"), ("root", "2024"),
-                               ("epochs", "null"), ("rhos", "[0.1, 1]")])
-    per = check_parameters(["table3", "figure6", "reproducibility"], params)
+    pairs = [("seed", "3"), ("rho", "1"), ("root", "2024"), ("epochs", "null"),
+             ("rhos", "[0.1, 1]")]
+    per = check_parameters(["table3", "figure6", "reproducibility"],
+                           parse_parameters(pairs), typed=dict(pairs))
     assert per["table3"] == {"seed": 3, "rho": 1, "root": "2024", "epochs": None}
     assert per["figure6"] == {"seed": 3, "root": "2024", "epochs": None, "rhos": [0.1, 1]}
     assert per["reproducibility"] == {}
