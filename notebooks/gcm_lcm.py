@@ -214,8 +214,10 @@ else:
     corel_index = int(corel_data.splits["test"][0])
     panels.append(("Corel 5K", corel_run, corel_data, corel_index,
                    Image.open(paths[corel_index])))
+    prov = corel_run.result["provenance"]
     print(f"Corel 5K: {corel_epochs}-epoch HAAN, test AVG mAP "
-          f"{corel_run.scores['avg']:.4f} (measured, short run)")
+          f"{corel_run.scores['avg']:.4f} (measured, short run; seed {prov['seed']}, "
+          f"{prov['device']}, commit {str(prov['commit'])[:10]})")
 
 fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.2),
                          constrained_layout=True, squeeze=False)
