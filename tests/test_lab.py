@@ -6,9 +6,11 @@ import json
 import secrets
 import socket
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -68,9 +70,13 @@ def test_a_jupytext_page_comes_back_as_a_notebook_with_parameters_first(server):
 
 
 def test_the_server_runs_on_this_environments_kernel(server):
+    """The server is this environment's jupyter, and its python3 kernel is the native one,
+    which Jupyter starts with the server's own interpreter (the project's .venv)."""
     base, token = server
+    assert Path(lab_command()[0]).parent == Path(sys.executable).parent
     specs = _get(f"{base}/api/kernelspecs", token)
-    assert "python3" in specs["kernelspecs"]
+    assert specs["default"] == "python3"
+    assert specs["kernelspecs"]["python3"]["spec"]["argv"][0] in ("python", sys.executable)
 
 
 def test_the_server_refuses_a_request_without_the_token(server):
