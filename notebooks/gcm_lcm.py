@@ -184,14 +184,15 @@ plt.show()
 # %%
 from PIL import Image
 
+from haan_core.book import REPO
 from haan_core.corpora import default_root
 from haan_core.datasets import feature_cache_dir
 from haan_core.experiments import draw_patch_attention, patch_attention
 from haan_core.query import image_paths
 
 corel_dir = Path(corel_root) if corel_root else default_root("corel5k")
-shown_dir = corel_dir.resolve().relative_to(Path.cwd()) \
-    if corel_dir.resolve().is_relative_to(Path.cwd()) else corel_dir   # the checkout's data/...
+shown_dir = corel_dir.resolve().relative_to(REPO) \
+    if corel_dir.resolve().is_relative_to(REPO) else corel_dir   # the checkout's data/...
 panels = [("synthetic", run, data, int(show[pair]), None)]
 corel_cfg = make_config("corel5k", "HAAN", root=str(corel_dir), seed=seed, device=device,
                         epochs=corel_epochs, backbone="efficientnet_lite0")
