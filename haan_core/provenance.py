@@ -5,11 +5,14 @@ import datetime as _dt
 import json
 import os
 import platform
+import re
 import subprocess
 import tempfile
 from pathlib import Path
 
 import torch
+
+from .errors import HAANInputError
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -44,11 +47,24 @@ def git_commit() -> dict:
     try:
         head = run("rev-parse", "HEAD")
         if head.returncode != 0:
-            return {"commit": None, "dirty": None}
+            return _commit_from_environment()
         dirty = run("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
         return {"commit": head.stdout.strip(), "dirty": dirty}
     except (OSError, subprocess.SubprocessError):
+        return _commit_from_environment()
+
+
+def _commit_from_environment() -> dict:
+    """A copy of a checkout without its .git (a cluster node, a GPU machine that was sent
+    the working tree) can name the commit it was copied from in $HAAN_GIT_COMMIT; the run
+    then records it with ``commit_source`` "environment", and ``dirty`` unknown."""
+    sha = os.environ.get("HAAN_GIT_COMMIT", "").strip()
+    if not sha:
         return {"commit": None, "dirty": None}
+    if not re.fullmatch(r"[0-9a-f]{40}", sha):
+        raise HAANInputError(f"HAAN_GIT_COMMIT must be a full 40-hex-digit commit, got {sha!r}"
+                             "; set it with HAAN_GIT_COMMIT=$(git rev-parse HEAD)")
+    return {"commit": sha, "dirty": None, "commit_source": "environment"}
 
 
 def provenance(config: dict, dev: torch.device, wall_seconds: float | None = None,

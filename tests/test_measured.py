@@ -98,3 +98,19 @@ def test_provenance_rows_name_the_image_features_that_ran(rec):
         assert row["image features"].startswith(rec["provenance"]["config"]["backbone"])
     else:
         assert "given features" in row["image features"]
+
+
+def test_a_copy_without_git_takes_its_commit_from_the_environment(monkeypatch, tmp_path):
+    """A working tree sent to another machine without .git names its commit in
+    $HAAN_GIT_COMMIT; a malformed value is an error, an absent one leaves it unknown."""
+    import haan_core.provenance as P
+    from haan_core.errors import HAANInputError
+    monkeypatch.setattr(P, "PACKAGE_DIR", tmp_path)         # not a git checkout
+    monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path.parent))
+    monkeypatch.delenv("HAAN_GIT_COMMIT", raising=False)
+    assert P.git_commit() == {"commit": None, "dirty": None}
+    monkeypatch.setenv("HAAN_GIT_COMMIT", "c" * 40)
+    assert P.git_commit() == {"commit": "c" * 40, "dirty": None, "commit_source": "environment"}
+    monkeypatch.setenv("HAAN_GIT_COMMIT", "HEAD")
+    with pytest.raises(HAANInputError, match="40-hex-digit"):
+        P.git_commit()
