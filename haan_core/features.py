@@ -29,7 +29,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from .errors import HAANInputError
-from .provenance import atomic_write, resolve_device
+from .provenance import atomic_write, exact_fp32, resolve_device
 
 BACKBONES = ("vgg19", "efficientnet_lite0")
 MODES = ("crops", "grid")
@@ -115,6 +115,10 @@ def extract(paths, backbone: str = "efficientnet_lite0", mode: str = "crops",
     def flush():
         if not pending:
             return
+        with exact_fp32():   # the same features on a GPU as on the CPU (no TF32)
+            _flush()
+
+    def _flush():
         if mode == "crops":
             batch = torch.stack([_resize(t) for img in pending for t in [img] + crops(img)])
             vec = net.vector(batch.to(dev)).cpu().view(len(pending), 10, -1)

@@ -31,6 +31,16 @@ def resolve_device(name: str = "auto") -> torch.device:
     return dev
 
 
+def exact_fp32():
+    """fp32 means fp32 on a GPU too. cuDNN runs convolutions and RNNs (the Bi-GRU) in TF32,
+    a 10-bit mantissa, by default on Ampere and later GPUs; inside this block it does not,
+    and the setting is restored after it. (Matrix products are fp32 by PyTorch's default.)
+    A no-op on the CPU. bf16 is asked for explicitly, with ``--precision bf16``."""
+    c = torch.backends.cudnn
+    return c.flags(enabled=c.enabled, benchmark=c.benchmark, deterministic=c.deterministic,
+                   allow_tf32=False)
+
+
 def device_description(dev: torch.device) -> str:
     if dev.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(dev)})"

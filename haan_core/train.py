@@ -20,7 +20,8 @@ from .errors import HAANInputError
 from .losses import awl, triplet
 from .metrics import retrieval_scores
 from .models import HAAN, fuse
-from .provenance import git_commit, provenance, resolve_device, save_torch, write_json
+from .provenance import (exact_fp32, git_commit, provenance, resolve_device, save_torch,
+                         write_json)
 
 
 def seed_everything(seed: int) -> torch.Generator:
@@ -71,6 +72,11 @@ def build_model(cfg: HAANConfig, data: PairedData) -> HAAN:
 def evaluate(model: HAAN, data: PairedData, split: str, cfg: HAANConfig,
              device: torch.device, batch: int = 512) -> dict:
     """Similarity matrices of a split ({"C", "F", "fused"}, on the CPU) and their labels."""
+    with exact_fp32():
+        return _evaluate(model, data, split, cfg, device, batch)
+
+
+def _evaluate(model, data, split, cfg, device, batch):
     model.eval()
     idx = data.splits[split]
     sims = {}
@@ -130,6 +136,11 @@ class TrainResult:
 
 def train(cfg: HAANConfig, data: PairedData | None = None, log=None) -> TrainResult:
     """Train the variant ``cfg.variant`` and test its best validation snapshot."""
+    with exact_fp32():   # on a GPU, fp32 is fp32: cuDNN's GRU not in TF32
+        return _train(cfg, data, log)
+
+
+def _train(cfg, data, log):
     cfg.validate()
     commit = git_commit()   # now, not at the end: later commits did not run
     gen = seed_everything(cfg.seed)

@@ -106,3 +106,22 @@ def test_cli_writes_result_with_provenance(tmp_path):
     assert prov["seed"] == 0 and prov["device"].startswith("cpu")
     assert "commit" in prov and prov["wall_seconds"] > 0 and prov["time_utc"]
     assert not list(out.parent.glob("*.tmp"))     # written atomically, nothing left over
+
+
+def test_fp32_training_turns_cudnn_tf32_off_and_restores_it():
+    """cuDNN's default TF32 (a 10-bit mantissa on a GPU) would make "fp32" not fp32: every
+    forward pass of training and evaluation runs with it off, and the setting comes back."""
+    seen = []
+    hook = torch.nn.modules.module.register_module_forward_pre_hook(
+        lambda module, args: seen.append(torch.backends.cudnn.allow_tf32))
+    before = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = True
+    try:
+        train(HAANConfig.for_dataset("synthetic", epochs=1, embed_dim=16, word_dim=8,
+                                     progress=False, extra={"n_train": 60, "n_val": 20,
+                                                            "n_test": 20}))
+        assert torch.backends.cudnn.allow_tf32 is True
+    finally:
+        hook.remove()
+        torch.backends.cudnn.allow_tf32 = before
+    assert seen and not any(seen)
