@@ -162,6 +162,23 @@ def cmd_query(ns) -> int:
     return 0
 
 
+def cmd_sweep(ns) -> int:
+    from . import sweep as S
+    grid, seeds = S.grid_named(ns.grid), S._seeds(ns.seeds)
+    if ns.list:
+        print(S.status_table(grid, seeds, ns.results_dir))
+        return 0
+    if ns.root is None:
+        raise HAANInputError(f"--root is needed: the {grid.dataset} folder (fetch it with "
+                             f"`python -m haan_core data fetch {grid.dataset} --root DIR`)")
+    slurm = {"folder": ns.slurm_logs, "timeout_min": ns.timeout_min,
+             **({"slurm_partition": ns.partition} if ns.partition else {})}
+    S.sweep(grid, root=ns.root, device=ns.device, workers=ns.workers, seeds=seeds,
+            results_dir=ns.results_dir, executor=ns.executor, slurm=slurm)
+    print(S.status_table(grid, seeds, ns.results_dir).splitlines()[-1])
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m haan_core",
                                 description="HAAN (Wang et al., Sensors 2023), runnable.")
@@ -200,6 +217,22 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache-dir", default=None, help="where trained runs are cached "
                    "(default: runs/cache in the checkout, or $HAAN_CACHE_DIR)")
     add_config_flags(q)
+    sw = sub.add_parser("sweep", help="run a declared grid of real-data runs (table6, "
+                                      "figure6); finished runs are kept and skipped")
+    sw.add_argument("grid", help="table6, figure6, or several: table6,figure6")
+    sw.add_argument("--root", default=None, help="the dataset's folder")
+    sw.add_argument("--seeds", default=None, help="comma-separated, default 0,1,2")
+    sw.add_argument("--device", default="auto")
+    sw.add_argument("--workers", type=int, default=1,
+                    help="local worker processes (one run each at a time)")
+    sw.add_argument("--executor", default="processes", choices=("processes", "slurm", "local"),
+                    help="processes: --workers local processes; slurm: one submitit job per "
+                         "run on a Slurm cluster; local: submitit's local executor")
+    sw.add_argument("--partition", default=None, help="Slurm partition (--executor slurm)")
+    sw.add_argument("--timeout-min", type=int, default=120, help="per job (submitit)")
+    sw.add_argument("--slurm-logs", default="submitit_logs", help="submitit's log folder")
+    sw.add_argument("--results-dir", default=None, help="default: data/measured/runs")
+    sw.add_argument("--list", action="store_true", help="only say which runs are done")
     data = sub.add_parser("data", help="the paper's datasets: fetch them, check a folder")
     dsub = data.add_subparsers(dest="data_command", required=True)
     chk = dsub.add_parser("check", help="print a JSON summary: pairs, classes, vocabulary, "
@@ -225,7 +258,8 @@ def main(argv=None) -> int:
     ns = parser.parse_args(argv)
     try:
         return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data,
-                "measure": cmd_measure, "bench": cmd_bench, "query": cmd_query}[ns.command](ns)
+                "measure": cmd_measure, "bench": cmd_bench, "query": cmd_query,
+                "sweep": cmd_sweep}[ns.command](ns)
     except (HAANInputError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

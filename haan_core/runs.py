@@ -32,7 +32,7 @@ _NOT_IN_KEY = {"progress"}
 # modules that only present results: changing them cannot change a trained number
 PRESENTATION = {"book.py", "tables.py", "experiments.py", "reported.py", "cli.py",
                 "__main__.py", "__init__.py", "provenance.py", "fetch.py", "measured.py",
-                "bench.py", "exercises.py", "query.py"}
+                "bench.py", "exercises.py", "query.py", "sweep.py"}
 
 
 def code_hash(training_only: bool = False) -> str:

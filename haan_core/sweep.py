@@ -1,0 +1,312 @@
+"""Declared grids of runs on a real dataset (the paper's Section 4), run once and kept.
+
+    python -m haan_core sweep table6 --root data/corel5k            # 7 variants x seeds 0-2
+    python -m haan_core sweep figure6 --root data/corel5k --workers 4
+    python -m haan_core sweep table6 --list                         # what is done, what is not
+
+A grid is a list of runs: one variant with a few fields changed from the dataset's recipe,
+at each seed. Each finished run is written on its own, atomically, under
+``data/measured/runs/<dataset>/``:
+
+  ``<run>.json``  scores per module (C, F and the fused eq. 7), the validation curve, the
+                  objective of each network at every iteration, the training time, and the
+                  provenance (commit the run started from, configuration, seed, device, time;
+                  no machine paths);
+  ``<run>.npz``   the test similarity matrices of C and F in float16 (the fused matrix is
+                  eq. 7 of the two) with the test labels: what Figures 5, 7 and 9 are drawn
+                  from without retraining. About 0.25 MB a run on Corel 5K (249 x 249 x 2).
+
+The .npz is written first and the .json last, so a .json means a whole run. A run whose
+.json holds the same configuration and the same training code (the hash of the modules
+that compute results, :func:`haan_core.runs.code_hash`) is skipped: an interrupted sweep
+resumes where it stopped, and a run made on a GPU counts on a CPU (the device is not part
+of what a run is; its provenance says where it ran).
+
+Runs go to local worker processes (``--workers N``), or through submitit to a Slurm cluster
+(``--executor slurm``) or to submitit's local executor (``--executor local``). Each worker
+loads the features from the cache, which the sweep fills once before any run starts.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .config import VARIANTS, HAANConfig
+from .errors import HAANInputError
+from .measured import MACHINE_FIELDS, RESULTS_DIR
+from .provenance import atomic_write, write_json
+
+RUNS_DIR = RESULTS_DIR / "runs"
+
+# fields that say where or how a run was made, not what it is
+NOT_IDENTITY = MACHINE_FIELDS + ("device", "progress")
+
+# the features every Corel 5K run uses (no VGG19 weights can be fetched on the machines
+# that measured them; the ambiguity log and the data page say what this changes)
+COREL = {"backbone": "efficientnet_lite0", "patch_mode": "crops"}
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One run: a variant, fields changed from the recipe, a seed."""
+    dataset: str
+    variant: str
+    overrides: tuple          # ((field, value), ...): what this run changes from the base
+    seed: int
+    base: tuple = ()          # ((field, value), ...): the grid's own, on top of the recipe
+
+    @property
+    def name(self) -> str:
+        changed = "".join(f"-{k}{v}" for k, v in self.overrides)
+        variant = self.variant.replace("(", "_").replace(")", "")   # a plain file name
+        return f"{variant}{changed}-seed{self.seed}"
+
+    def config(self, **run_options) -> HAANConfig:
+        return HAANConfig.for_dataset(self.dataset, variant=self.variant, seed=self.seed,
+                                      **{**dict(self.base), **dict(self.overrides),
+                                         **run_options})
+
+
+@dataclass(frozen=True)
+class Grid:
+    name: str
+    dataset: str
+    what: str                 # what the grid measures, in words
+    runs: tuple               # ((variant, ((field, value), ...)), ...)
+    base: tuple = tuple(COREL.items())
+    seeds: tuple = (0, 1, 2)
+
+    def specs(self, seeds=None) -> list:
+        return [Spec(self.dataset, v, tuple(o), s, tuple(self.base))
+                for s in (self.seeds if seeds is None else seeds) for v, o in self.runs]
+
+
+TABLE6_VARIANTS = tuple(VARIANTS)    # the seven rows of Table 5, in the paper's order
+RHOS = (0.2, 0.4, 0.6, 0.8, 1.0)
+
+GRIDS = {
+    "table6": Grid("table6", "corel5k", "Table 6: the seven variants of Table 5",
+                   tuple((v, ()) for v in TABLE6_VARIANTS)),
+    "figure6": Grid("figure6", "corel5k", "Figure 6: HAAN with the AWL margin rho varied",
+                    tuple(("HAAN", () if r == 0.6 else (("rho", r),)) for r in RHOS)),
+}
+
+
+def grid_named(names: str) -> Grid:
+    """A grid by name, or the union of several: "table6,figure6" (a run in both is one run)."""
+    parts = [n.strip() for n in names.split(",") if n.strip()]
+    unknown = [n for n in parts if n not in GRIDS]
+    if unknown or not parts:
+        raise HAANInputError(f"unknown grid {names!r}; known: {sorted(GRIDS)} "
+                             "(several: comma-separated, e.g. table6,figure6)")
+    grids = [GRIDS[n] for n in parts]
+    if len({(g.dataset, g.base, g.seeds) for g in grids}) > 1:
+        raise HAANInputError(f"grids {parts} differ in dataset, base or seeds: run them apart")
+    runs = tuple(dict.fromkeys(r for g in grids for r in g.runs))
+    return Grid("+".join(parts), grids[0].dataset, "; ".join(g.what for g in grids), runs,
+                grids[0].base, grids[0].seeds)
+
+
+def identity(cfg: HAANConfig) -> dict:
+    """What a run is: its configuration without where or how it ran."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in NOT_IDENTITY}
+
+
+def paths_of(spec: Spec, results_dir=None) -> tuple:
+    folder = Path(results_dir or RUNS_DIR) / spec.dataset
+    return folder / f"{spec.name}.json", folder / f"{spec.name}.npz"
+
+
+def is_done(spec: Spec, code: str, results_dir=None) -> bool:
+    """A committed run with this configuration and this training code."""
+    js, npz = paths_of(spec, results_dir)
+    if not (js.exists() and npz.exists()):
+        return False
+    rec = json.loads(js.read_text())
+    return rec.get("code") == code and rec.get("identity") == identity(spec.config())
+
+
+def _objective(loss_history: list) -> dict:
+    """Per-iteration objectives as lists (4 significant digits: Figure 8's resolution)."""
+    keys = [k for k in ("C", "F") if loss_history and k in loss_history[0]]
+    return {k: [float(f"{r[k]:.4g}") for r in loss_history] for k in keys}
+
+
+def record(spec: Spec, result, code: str, workers: int, matrices: Path) -> dict:
+    """The committed form of a TrainResult."""
+    prov = result.provenance
+    prov = {**prov, "config": {**prov["config"], **{k: None for k in MACHINE_FIELDS}}}
+    per_epoch = sum(1 for r in result.loss_history if r["epoch"] == 0)
+    return {"name": spec.name, "source": "measured", "dataset": spec.dataset,
+            "variant": spec.variant, "seed": spec.seed, "overrides": dict(spec.overrides),
+            "base": dict(spec.base),
+            "identity": identity(spec.config()), "code": code,
+            "i2t": result.test["i2t"], "t2i": result.test["t2i"], "avg": result.test["avg"],
+            "test_by_module": result.test_by_module, "best_epoch": result.best_epoch + 1,
+            "val_history": result.val_history,
+            "objective": {"iterations_per_epoch": per_epoch, **_objective(result.loss_history)},
+            "train_seconds": result.train_seconds, "device": result.device,
+            "concurrent_runs": workers,
+            "matrices": {"file": matrices.name, "bytes": matrices.stat().st_size,
+                         "dtype": "float16", "keys": sorted(result.test_eval["sims"].keys()
+                                                            - {"fused"})},
+            "regenerate": f"python -m haan_core sweep <grid> --root DIR  (run {spec.name})",
+            "provenance": prov}
+
+
+def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
+            workers: int = 1) -> dict:
+    """Train one run and write its two files (the .npz, then the .json). Runs in a worker."""
+    import torch
+
+    from .runs import code_hash
+    from .train import train
+    code = code_hash(training_only=True)
+    if workers > 1:   # share the CPU's cores between the workers instead of oversubscribing
+        import os
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    result = train(spec.config(root=root, device=device, progress=False))
+    js, npz = paths_of(spec, results_dir)
+    sims = {k: v.to(torch.float16).numpy() for k, v in result.test_eval["sims"].items()
+            if k != "fused" and v is not None}
+    labels = {"img_labels": result.test_eval["img_labels"].numpy().astype(np.int32),
+              "txt_labels": result.test_eval["txt_labels"].numpy().astype(np.int32)}
+
+    def write_npz(tmp):
+        with open(tmp, "wb") as f:   # a file object: numpy would add .npz to a name
+            np.savez_compressed(f, **sims, **labels)
+    atomic_write(npz, write_npz)
+    rec = record(spec, result, code, workers, npz)
+    write_json(js, rec)
+    return {"name": spec.name, "avg": rec["avg"], "train_seconds": rec["train_seconds"]}
+
+
+def load_runs(dataset: str = "corel5k", results_dir=None) -> list:
+    """Every committed run of ``dataset``, in name order."""
+    folder = Path(results_dir or RUNS_DIR) / dataset
+    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+
+
+def load_matrices(rec: dict, results_dir=None) -> dict:
+    """The test matrices of a committed run as float32 tensors, with its labels."""
+    import torch
+    path = Path(results_dir or RUNS_DIR) / rec["dataset"] / rec["matrices"]["file"]
+    with np.load(path) as z:
+        return {k: torch.from_numpy(z[k].astype(np.float32 if z[k].dtype == np.float16
+                                                 else np.int64)) for k in z.files}
+
+
+def _seeds(text: str | None):
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise HAANInputError(f"--seeds takes comma-separated integers like 0,1,2, "
+                             f"got {text!r}") from None
+
+
+def plan(grid: Grid, seeds=None, results_dir=None) -> tuple:
+    """(runs still to do, runs done) of ``grid``."""
+    from .runs import code_hash
+    code = code_hash(training_only=True)
+    todo, done = [], []
+    for spec in grid.specs(seeds):
+        (done if is_done(spec, code, results_dir) else todo).append(spec)
+    return todo, done
+
+
+def sweep(grid: Grid, root=None, device: str = "auto", workers: int = 1, seeds=None,
+          results_dir=None, executor: str = "processes", slurm: dict | None = None,
+          log=print) -> list:
+    """Run what ``grid`` still lacks; return one summary per finished run. Raises
+    HAANInputError naming the runs that failed (the others are kept)."""
+    from .datasets import load_dataset
+    todo, done = plan(grid, seeds, results_dir)
+    log(f"{grid.name}: {len(done)} of {len(done) + len(todo)} runs already done"
+        + (f"; running {len(todo)}" if todo else ""))
+    if not todo:
+        return []
+    if workers < 1:
+        raise HAANInputError(f"--workers must be at least 1, got {workers}")
+    # fill the feature cache once, before workers read it (and fail early on a bad root)
+    load_dataset(todo[0].config(root=root, device=device, progress=True))
+    root = None if root is None else str(root)
+    args = [(s, root, device, results_dir, workers) for s in todo]
+    finished, failed = [], []
+    start = time.perf_counter()
+
+    def report(spec, out=None, err=None):
+        if err is None:
+            finished.append(out)
+            log(f"  done {out['name']}: AVG mAP {out['avg']:.4f} "
+                f"({out['train_seconds']:.0f} s training; {time.perf_counter() - start:.0f} s "
+                f"into the sweep)")
+        else:
+            failed.append(spec.name)
+            log(f"  FAILED {spec.name}: {err.__class__.__name__}: {err}")
+
+    if executor == "processes":
+        if workers == 1:
+            for a in args:
+                try:
+                    report(a[0], run_one(*a))
+                except HAANInputError:
+                    raise
+                except Exception as e:   # noqa: BLE001 - reported, the sweep goes on
+                    report(a[0], err=e)
+        else:
+            import multiprocessing as mp
+            from concurrent.futures import ProcessPoolExecutor, as_completed
+            with ProcessPoolExecutor(workers, mp_context=mp.get_context("spawn")) as pool:
+                futures = {pool.submit(run_one, *a): a[0] for a in args}
+                for f in as_completed(futures):
+                    try:
+                        report(futures[f], f.result())
+                    except Exception as e:   # noqa: BLE001
+                        report(futures[f], err=e)
+    elif executor in ("slurm", "local"):
+        try:
+            import submitit
+        except ImportError:
+            raise HAANInputError("--executor slurm/local needs submitit: "
+                                 "pip install submitit") from None
+        folder = Path(results_dir or RUNS_DIR).parent / "submitit_logs" \
+            if executor == "local" else Path((slurm or {}).get("folder", "submitit_logs"))
+        ex = (submitit.AutoExecutor(folder=folder, cluster="slurm") if executor == "slurm"
+              else submitit.LocalExecutor(folder=folder))
+        params = {k: v for k, v in (slurm or {}).items() if k != "folder"}
+        if executor == "slurm":
+            ex.update_parameters(**{"timeout_min": 120, "gpus_per_node": 1,
+                                    "cpus_per_task": 4, **params})
+        else:
+            ex.update_parameters(timeout_min=params.get("timeout_min", 120))
+        jobs = ex.map_array(run_one, *zip(*args))
+        log(f"  submitted {len(jobs)} jobs to {executor} (logs in {folder})")
+        for spec, job in zip(todo, jobs):
+            try:
+                report(spec, job.result())
+            except Exception as e:   # noqa: BLE001
+                report(spec, err=e)
+    else:
+        raise HAANInputError(f"unknown executor {executor!r}: use processes, slurm or local")
+    if failed:
+        raise HAANInputError(f"{len(failed)} run(s) of {grid.name} failed: {failed}; the "
+                             f"{len(finished)} that finished are written; run the same "
+                             "command again to retry the others")
+    return finished
+
+
+def status_table(grid: Grid, seeds=None, results_dir=None) -> str:
+    todo, done = plan(grid, seeds, results_dir)
+    lines = [f"{grid.name} ({grid.dataset}): {grid.what}"]
+    for spec in grid.specs(seeds):
+        state = "done" if spec in done else "to run"
+        lines.append(f"  {spec.name:40s} {state}")
+    lines.append(f"{len(done)} done, {len(todo)} to run; files in "
+                 f"{Path(results_dir or RUNS_DIR).name}/{grid.dataset}/")
+    return "\n".join(lines)
