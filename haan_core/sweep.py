@@ -275,8 +275,7 @@ def sweep(grid: Grid, root=None, device: str = "auto", workers: int = 1, seeds=N
         except ImportError:
             raise HAANInputError("--executor slurm/local needs submitit: "
                                  "pip install submitit") from None
-        folder = Path(results_dir or RUNS_DIR).parent / "submitit_logs" \
-            if executor == "local" else Path((slurm or {}).get("folder", "submitit_logs"))
+        folder = Path((slurm or {}).get("folder") or "submitit_logs")   # the jobs' logs
         ex = (submitit.AutoExecutor(folder=folder, cluster="slurm") if executor == "slurm"
               else submitit.LocalExecutor(folder=folder))
         params = {k: v for k, v in (slurm or {}).items() if k != "folder"}
@@ -285,6 +284,8 @@ def sweep(grid: Grid, root=None, device: str = "auto", workers: int = 1, seeds=N
                                     "cpus_per_task": 4, **params})
         else:
             ex.update_parameters(timeout_min=params.get("timeout_min", 120))
+        if executor == "local":   # submitit runs every job at once on this machine
+            args = [(*a[:4], len(args)) for a in args]
         jobs = ex.map_array(run_one, *zip(*args))
         log(f"  submitted {len(jobs)} jobs to {executor} (logs in {folder})")
         for spec, job in zip(todo, jobs):

@@ -22,8 +22,8 @@ def test_requirements_are_pinned_and_include_torch():
     pins = _pins((ROOT / "requirements.txt").read_text().splitlines())
     assert pins["torch"] == "2.14.1" and pins["torchvision"] == "0.29.1"
     assert pins["jupyter-book"] == "1.0.4.post1"
-    # make lab and the book's exercises and references need these, pinned with the rest
-    for name in ("jupyter", "jupyterlab", "sphinx-exercise", "sphinxcontrib-bibtex"):
+    # make lab, the book's exercises and references, and sweep --executor need these
+    for name in ("jupyter", "jupyterlab", "sphinx-exercise", "sphinxcontrib-bibtex", "submitit"):
         assert name in pins, f"{name} is not pinned in requirements.txt"
 
 

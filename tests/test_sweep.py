@@ -1,0 +1,146 @@
+"""The sweep: declared grids, one atomic pair of files per finished run, resume, executors,
+and the committed Corel 5K runs read back (their matrices give their own scores)."""
+import json
+import re
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from haan_core import sweep as S
+from haan_core.config import VARIANTS
+from haan_core.errors import HAANInputError
+from haan_core.metrics import retrieval_scores
+from haan_core.models import fuse
+
+TINY = (("epochs", 1), ("embed_dim", 16), ("word_dim", 8),
+        ("extra", {"n_train": 80, "n_val": 20, "n_test": 24}))
+
+
+def tiny_grid(seeds=(0, 1)):
+    return S.Grid("tiny", "synthetic", "a test grid",
+                  (("HAAN", ()), ("HAAN-GCM", (("rho", 0.4),))), base=TINY, seeds=seeds)
+
+
+def test_the_declared_grids_are_the_papers():
+    t6 = S.GRIDS["table6"].specs()
+    assert [s.variant for s in t6[:7]] == list(VARIANTS) and len(t6) == 21
+    assert {s.seed for s in t6} == {0, 1, 2}
+    f6 = S.GRIDS["figure6"].specs()
+    assert sorted({dict(s.overrides).get("rho", 0.6) for s in f6}) == [0.2, 0.4, 0.6, 0.8, 1.0]
+    # rho = 0.6 is the recipe's: Figure 6's middle point is Table 6's HAAN run, not a copy
+    assert {s.name for s in f6} & {s.name for s in t6} == {"HAAN-seed0", "HAAN-seed1",
+                                                          "HAAN-seed2"}
+    both = S.grid_named("table6,figure6").specs()
+    assert len(both) == len({s.name for s in both}) == 33
+    for s in t6 + f6:
+        cfg = s.config()
+        assert (cfg.backbone, cfg.patch_mode, cfg.epochs, cfg.batch_size) == \
+            ("efficientnet_lite0", "crops", 100, 100)
+        assert re.fullmatch(r"[A-Za-z0-9_.-]+", s.name)      # a plain file name
+    with pytest.raises(HAANInputError, match="known"):
+        S.grid_named("table7")
+
+
+def test_finished_runs_are_written_and_skipped_and_a_code_change_reruns(tmp_path, monkeypatch):
+    out = S.sweep(tiny_grid(), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    assert len(out) == 4
+    files = sorted(p.name for p in (tmp_path / "synthetic").iterdir())
+    assert files == sorted(f"{n}.{e}" for n in ("HAAN-seed0", "HAAN-seed1",
+                                                  "HAAN-GCM-rho0.4-seed0", "HAAN-GCM-rho0.4-seed1")
+                           for e in ("json", "npz"))
+    assert S.sweep(tiny_grid(), device="cpu", results_dir=tmp_path, log=lambda *_: None) == []
+    # a .json is the mark of a whole run: without its .npz the run is done again
+    (tmp_path / "synthetic" / "HAAN-seed1.npz").unlink()
+    todo, done = S.plan(tiny_grid(), results_dir=tmp_path)
+    assert [s.name for s in todo] == ["HAAN-seed1"] and len(done) == 3
+    # other training code: every run is to be made again
+    import haan_core.runs as R
+    monkeypatch.setattr(R, "code_hash", lambda training_only=False: "0" * 64)
+    assert len(S.plan(tiny_grid(), results_dir=tmp_path)[0]) == 4
+
+
+def test_a_run_record_holds_what_the_pages_need_and_no_machine_path(tmp_path):
+    S.sweep(tiny_grid(seeds=(0,)), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    rec = next(r for r in S.load_runs("synthetic", tmp_path) if r["variant"] == "HAAN")
+    assert rec["source"] == "measured" and rec["seed"] == 0
+    assert set(rec["test_by_module"]) == {"C", "F", "fused"}
+    assert len(rec["val_history"]) == 1
+    obj = rec["objective"]
+    assert len(obj["C"]) == len(obj["F"]) == obj["iterations_per_epoch"] == 1   # 80 / 100
+    assert rec["provenance"]["config"]["root"] is None
+    assert rec["provenance"]["commit"] is None or len(rec["provenance"]["commit"]) == 40
+    m = S.load_matrices(rec, tmp_path)
+    assert m["C"].shape == m["F"].shape == (24, 24) and m["C"].dtype == torch.float32
+    assert rec["matrices"]["keys"] == ["C", "F"]
+    gcm = next(r for r in S.load_runs("synthetic", tmp_path) if r["variant"] == "HAAN-GCM")
+    assert gcm["matrices"]["keys"] == ["C"] and set(gcm["objective"]) == {
+        "iterations_per_epoch", "C"}
+
+
+def test_a_failed_run_is_named_the_others_kept_and_the_rerun_does_only_it(tmp_path,
+                                                                          monkeypatch):
+    import haan_core.train as T
+    real = T.train
+
+    def flaky(cfg, *a, **k):
+        if cfg.variant == "HAAN-GCM" and cfg.seed == 1:
+            raise RuntimeError("out of memory (simulated)")
+        return real(cfg, *a, **k)
+    monkeypatch.setattr(T, "train", flaky)
+    with pytest.raises(HAANInputError, match=r"1 run\(s\) of tiny failed.*HAAN-GCM-rho0.4-seed1"):
+        S.sweep(tiny_grid(), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    assert not list((tmp_path / "synthetic").glob("*.tmp"))
+    monkeypatch.setattr(T, "train", real)
+    out = S.sweep(tiny_grid(), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    assert [r["name"] for r in out] == ["HAAN-GCM-rho0.4-seed1"]
+
+
+def test_worker_processes_and_submitits_local_executor_give_the_same_runs(tmp_path):
+    """Two ways to run in parallel; CPU runs under a seed are the same bit for bit."""
+    pytest.importorskip("submitit")
+    grid = S.Grid("tiny", "synthetic", "", (("HAAN-GCM", ()),), base=TINY, seeds=(0, 1))
+    S.sweep(grid, device="cpu", workers=2, results_dir=tmp_path / "a", log=lambda *_: None)
+    S.sweep(grid, device="cpu", executor="local", results_dir=tmp_path / "b",
+            slurm={"folder": tmp_path / "logs"}, log=lambda *_: None)
+    assert list((tmp_path / "logs").glob("*_log.out"))
+    for a, b in zip(S.load_runs("synthetic", tmp_path / "a"),
+                    S.load_runs("synthetic", tmp_path / "b")):
+        assert a["name"] == b["name"] and a["test_by_module"] == b["test_by_module"]
+        assert a["concurrent_runs"] == b["concurrent_runs"] == 2
+
+
+def test_cli_lists_a_grid_and_refuses_a_run_without_data():
+    run = lambda *a: subprocess.run([sys.executable, "-m", "haan_core", "sweep", *a],
+                                    capture_output=True, text=True)
+    listed = run("table6", "--list")
+    assert listed.returncode == 0 and "HAAN-GCM-LCM-AWL_Stage1-seed2" in listed.stdout
+    no_root = run("table6")
+    assert no_root.returncode == 2 and "--root is needed" in no_root.stderr
+    bad = run("table6", "--seeds", "0,x", "--list")
+    assert bad.returncode == 2 and "comma-separated integers" in bad.stderr
+
+
+COMMITTED = S.load_runs("corel5k")
+
+
+@pytest.mark.parametrize("rec", COMMITTED, ids=lambda r: r["name"])
+def test_committed_runs_are_what_their_names_say_and_their_matrices_give_their_scores(rec):
+    spec = next(s for g in S.GRIDS.values() for s in g.specs() if s.name == rec["name"])
+    assert rec["identity"] == S.identity(spec.config())
+    m = S.load_matrices(rec)
+    sims = {k: m.get(k) for k in ("C", "F")}
+    cfg = spec.config()
+    sims["fused"] = fuse(sims["C"], sims["F"], cfg.upsilon1, cfg.upsilon2)   # eq. 7
+    for key, s in sims.items():
+        if s is None:
+            continue
+        got = retrieval_scores(s, m["img_labels"], m["txt_labels"])
+        # float16 storage: a rank can swap where two similarities round together
+        assert got["avg"] == pytest.approx(rec["test_by_module"][key]["avg"], abs=2e-3)
+    text = json.dumps(rec)
+    assert not re.search(r"(/work/|/home/|/tmp/|/root/|\.gpu)", text)
+    assert rec["provenance"]["commit"] and len(rec["objective"]["C" if sims["C"] is not None
+                                                                else "F"]) == \
+        rec["objective"]["iterations_per_epoch"] * cfg.epochs
