@@ -311,3 +311,64 @@ def status_table(grid: Grid, seeds=None, results_dir=None) -> str:
     lines.append(f"{len(done)} done, {len(todo)} to run; files in "
                  f"{Path(results_dir or RUNS_DIR).name}/{grid.dataset}/")
     return "\n".join(lines)
+
+
+# ---- reading the committed runs for the book ------------------------------------------
+
+def select(records: list, variant: str | None = None, **overrides) -> list:
+    """The runs of one variant with exactly these overrides (none: the recipe's)."""
+    return [r for r in records if (variant is None or r["variant"] == variant)
+            and r.get("overrides", {}) == overrides]
+
+
+def over_seeds(records: list, order=None):
+    """Runs grouped by variant: mean, sd (n - 1) and n of I2T, T2I, AVG over seeds, and
+    the seeds. Variants in ``order`` first (those without runs are left out)."""
+    import pandas as pd
+    df = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"], "i2t": r["i2t"],
+                        "t2i": r["t2i"], "avg": r["avg"]} for r in records])
+    if df.empty:
+        return pd.DataFrame()
+    g = df.groupby("variant")
+    out = pd.concat({"mean": g[["i2t", "t2i", "avg"]].mean(),
+                     "sd": g[["i2t", "t2i", "avg"]].std(ddof=1)}, axis=1)
+    out[("n", "")] = g.size()
+    out[("seeds", "")] = g["seed"].apply(lambda s: ",".join(str(x) for x in sorted(s)))
+    if order is not None:
+        out = out.reindex([v for v in order if v in out.index])
+    return out
+
+
+def claim_verdict(records: list, better: str, worse: str, metric: str = "avg",
+                  min_seeds: int = 3) -> dict:
+    """Does ``better`` beat ``worse``? Paired by seed (the same seed, the same data order
+    and initial weights where the two share modules). A verdict needs ``min_seeds`` pairs
+    and the sign on every one of them; anything less says why there is none."""
+    a = {r["seed"]: r[metric] for r in records if r["variant"] == better}
+    b = {r["seed"]: r[metric] for r in records if r["variant"] == worse}
+    seeds = sorted(a.keys() & b.keys())
+    diffs = [a[s] - b[s] for s in seeds]
+    out = {"better": better, "worse": worse, "seeds": seeds, "differences": diffs,
+           "mean_difference": sum(diffs) / len(diffs) if diffs else None}
+    if len(seeds) < min_seeds:
+        out["verdict"] = f"no verdict: {len(seeds)} paired seed(s), {min_seeds} needed"
+    elif all(d > 0 for d in diffs):
+        out["verdict"] = f"supported: higher on all {len(seeds)} seeds"
+    elif all(d < 0 for d in diffs):
+        out["verdict"] = f"contradicted: lower on all {len(seeds)} seeds"
+    else:
+        out["verdict"] = f"not settled: the sign changes across the {len(seeds)} seeds"
+    return out
+
+
+# Section 4.6's claims that Table 6 can test, as (claim, better row, worse row)
+TABLE6_CLAIMS = (
+    ("fusing the two levels beats the global level alone", "HAAN-GCM-LCM", "HAAN-GCM"),
+    ("fusing the two levels beats the local level alone", "HAAN-GCM-LCM", "HAAN-LCM"),
+    ("AWL stage 1 alone beats the triplet loss", "HAAN-GCM-LCM-AWL(Stage1)",
+     "HAAN-GCM-LCM-TRI"),
+    ("AWL stage 2 alone beats the triplet loss", "HAAN-GCM-LCM-AWL(Stage2)",
+     "HAAN-GCM-LCM-TRI"),
+    ("HAAN (both AWL stages) beats stage 1 alone", "HAAN", "HAAN-GCM-LCM-AWL(Stage1)"),
+    ("HAAN (both AWL stages) beats stage 2 alone", "HAAN", "HAAN-GCM-LCM-AWL(Stage2)"),
+)

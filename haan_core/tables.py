@@ -42,12 +42,16 @@ def compare(measured: pd.DataFrame, dataset: str) -> pd.DataFrame:
 
 def style_best(df: pd.DataFrame, caption: str | None = None, fmt: str = "{:.4f}"):
     """Bold the best value of each measured/reported column, as the paper does."""
+    plain = ("difference", "sd", "seeds")   # not a score: nothing to bold
+
     def bold(col):
-        if isinstance(col.name, tuple) and col.name[-1] == "difference":
+        if (isinstance(col.name, tuple) and col.name[-1] in plain) or \
+                not pd.api.types.is_numeric_dtype(col):
             return [""] * len(col)
         best = col.max()
         return ["font-weight: bold" if pd.notna(v) and v == best else "" for v in col]
-    styler = df.style.apply(bold, axis=0).format(fmt, na_rep="–")
+    numeric = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c])]
+    styler = df.style.apply(bold, axis=0).format(fmt, na_rep="–", subset=numeric)
     if caption:
         styler = styler.set_caption(caption)
     return styler
@@ -83,3 +87,21 @@ def provenance_table(runs: dict) -> pd.DataFrame:
                      "trained (UTC)": p["time_utc"], "train s": round(p["wall_seconds"], 1),
                      "best epoch": run.result["best_epoch"] + 1})
     return pd.DataFrame(rows).set_index("method")
+
+
+def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """:func:`haan_core.sweep.over_seeds` beside the paper: per metric the measured mean, its
+    sd over seeds, the reported value and the difference (mean - reported); then n."""
+    reported = reported_map(dataset)
+    cols = {}
+    for key, title in METRICS.items():
+        rep = reported[key].reindex(summary.index)
+        cols[(title, "measured mean")] = summary[("mean", key)]
+        cols[(title, "sd")] = summary[("sd", key)]
+        cols[(title, "reported")] = rep
+        cols[(title, "difference")] = summary[("mean", key)] - rep
+    cols[("", "seeds")] = summary[("seeds", "")]
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["", "source"])
+    out.attrs["dataset"] = dataset
+    return out

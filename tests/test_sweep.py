@@ -144,3 +144,44 @@ def test_committed_runs_are_what_their_names_say_and_their_matrices_give_their_s
     assert rec["provenance"]["commit"] and len(rec["objective"]["C" if sims["C"] is not None
                                                                 else "F"]) == \
         rec["objective"]["iterations_per_epoch"] * cfg.epochs
+
+
+def _rec(variant, seed, avg, **overrides):
+    return {"variant": variant, "seed": seed, "i2t": avg + 0.01, "t2i": avg - 0.01,
+            "avg": avg, "overrides": overrides}
+
+
+def test_over_seeds_is_mean_and_sample_sd_per_variant_computed_by_hand():
+    recs = [_rec("HAAN", 0, 0.5), _rec("HAAN", 1, 0.6), _rec("HAAN", 2, 0.7),
+            _rec("HAAN-GCM", 0, 0.3), _rec("HAAN", 0, 0.9, rho=0.2)]
+    recipe = S.select(recs)
+    assert len(recipe) == 4 and S.select(recs, "HAAN", rho=0.2)[0]["avg"] == 0.9
+    t = S.over_seeds(recipe, order=["HAAN-GCM", "HAAN", "HAAN-LCM"])
+    assert list(t.index) == ["HAAN-GCM", "HAAN"]
+    assert t.loc["HAAN", ("mean", "avg")] == pytest.approx(0.6)
+    assert t.loc["HAAN", ("sd", "avg")] == pytest.approx(0.1)        # n - 1 in the divisor
+    assert t.loc["HAAN", ("n", "")] == 3 and t.loc["HAAN", ("seeds", "")] == "0,1,2"
+    assert t.loc["HAAN-GCM", ("sd", "avg")] != t.loc["HAAN-GCM", ("sd", "avg")]   # NaN, n=1
+
+
+@pytest.mark.parametrize("diffs,verdict", [
+    ((0.01, 0.02, 0.03), "supported"), ((-0.01, -0.02, -0.03), "contradicted"),
+    ((0.01, -0.02, 0.03), "not settled"), ((0.01, 0.02), "no verdict")])
+def test_a_claim_gets_a_verdict_only_from_three_paired_seeds_of_one_sign(diffs, verdict):
+    recs = [r for s, d in enumerate(diffs)
+            for r in (_rec("A", s, 0.5 + d), _rec("B", s, 0.5))] + [_rec("B", 9, 0.1)]
+    v = S.claim_verdict(recs, "A", "B")
+    assert v["verdict"].startswith(verdict)
+    assert v["seeds"] == list(range(len(diffs)))        # seed 9 of B alone is not paired
+    assert v["mean_difference"] == pytest.approx(sum(diffs) / len(diffs))
+
+
+def test_the_comparison_table_puts_reported_and_measured_in_separate_columns():
+    from haan_core.reported import reported_map
+    from haan_core.tables import compare_over_seeds
+    t = S.over_seeds([_rec("HAAN", 0, 0.5), _rec("HAAN", 1, 0.7)])
+    c = compare_over_seeds(t, "corel5k")
+    rep = reported_map("corel5k").loc["HAAN", "avg"]
+    assert c.loc["HAAN", ("AVG", "reported")] == rep
+    assert c.loc["HAAN", ("AVG", "measured mean")] == pytest.approx(0.6)
+    assert c.loc["HAAN", ("AVG", "difference")] == pytest.approx(0.6 - rep)
