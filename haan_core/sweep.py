@@ -18,7 +18,7 @@ at each seed. Each finished run is written on its own, atomically, under
 
 The .npz is written first and the .json last, so a .json means a whole run. A run whose
 .json holds the same configuration and the same training code (the hash of the modules
-that compute results, :func:`haan_core.runs.code_hash`) is skipped: an interrupted sweep
+that HAAN's training runs, :func:`method_code`) is skipped: an interrupted sweep
 resumes where it stopped, and a run made on a GPU counts on a CPU (the device is not part
 of what a run is; its provenance says where it ran).
 
@@ -96,6 +96,43 @@ GRIDS = {
 }
 
 
+# The modules a HAAN run executes, and the one function of a presentation module that
+# changes its numbers (cuDNN's TF32 off). A run is "the same code" when these are byte for
+# byte the same, so adding another method, or editing how results are shown, keeps the
+# committed runs; any edit to these makes them to be run again.
+HAAN_MODULES = ("config.py", "corpora.py", "datasets.py", "errors.py", "features.py",
+                "losses.py", "metrics.py", "models.py", "similarity.py", "train.py")
+HAAN_FUNCTIONS = (("provenance.py", "exact_fp32"),)
+
+
+def _function_source(module_text: str, name: str) -> str:
+    import ast
+    tree = ast.parse(module_text)
+    node = next((n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == name),
+                None)
+    if node is None:
+        raise HAANInputError(f"function {name} not found: HAAN_FUNCTIONS is out of date")
+    return ast.get_source_segment(module_text, node)
+
+
+def method_code(read=None) -> str:
+    """sha256 of the code a HAAN run executes (:data:`HAAN_MODULES`, :data:`HAAN_FUNCTIONS`).
+    ``read(name) -> bytes`` reads a module of haan_core (default: this checkout's), so the
+    hash of the code at another commit can be computed from git."""
+    import hashlib
+
+    from .provenance import PACKAGE_DIR
+    read = read or (lambda name: (PACKAGE_DIR / name).read_bytes())
+    h = hashlib.sha256()
+    for name in HAAN_MODULES:
+        h.update(name.encode())
+        h.update(read(name))
+    for name, fn in HAAN_FUNCTIONS:
+        h.update(f"{name}:{fn}".encode())
+        h.update(_function_source(read(name).decode(), fn).encode())
+    return h.hexdigest()
+
+
 def grid_named(names: str) -> Grid:
     """A grid by name, or the union of several: "table6,figure6" (a run in both is one run)."""
     parts = [n.strip() for n in names.split(",") if n.strip()]
@@ -163,9 +200,8 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
     """Train one run and write its two files (the .npz, then the .json). Runs in a worker."""
     import torch
 
-    from .runs import code_hash
     from .train import train
-    code = code_hash(training_only=True)
+    code = method_code()
     if workers > 1:   # share the CPU's cores between the workers instead of oversubscribing
         import os
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -212,8 +248,7 @@ def _seeds(text: str | None):
 
 def plan(grid: Grid, seeds=None, results_dir=None) -> tuple:
     """(runs still to do, runs done) of ``grid``."""
-    from .runs import code_hash
-    code = code_hash(training_only=True)
+    code = method_code()
     todo, done = [], []
     for spec in grid.specs(seeds):
         (done if is_done(spec, code, results_dir) else todo).append(spec)

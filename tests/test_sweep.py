@@ -56,8 +56,7 @@ def test_finished_runs_are_written_and_skipped_and_a_code_change_reruns(tmp_path
     todo, done = S.plan(tiny_grid(), results_dir=tmp_path)
     assert [s.name for s in todo] == ["HAAN-seed1"] and len(done) == 3
     # other training code: every run is to be made again
-    import haan_core.runs as R
-    monkeypatch.setattr(R, "code_hash", lambda training_only=False: "0" * 64)
+    monkeypatch.setattr(S, "method_code", lambda read=None: "0" * 64)
     assert len(S.plan(tiny_grid(), results_dir=tmp_path)[0]) == 4
 
 
@@ -185,3 +184,25 @@ def test_the_comparison_table_puts_reported_and_measured_in_separate_columns():
     assert c.loc["HAAN", ("AVG", "reported")] == rep
     assert c.loc["HAAN", ("AVG", "measured mean")] == pytest.approx(0.6)
     assert c.loc["HAAN", ("AVG", "difference")] == pytest.approx(0.6 - rep)
+
+
+def test_method_code_sees_haans_modules_and_exact_fp32_but_not_presentation():
+    from haan_core.provenance import PACKAGE_DIR
+    asked = []
+
+    def reader(edit=None):
+        def read(name):
+            asked.append(name)
+            text = (PACKAGE_DIR / name).read_bytes()
+            return edit(name, text) if edit else text
+        return read
+    base = S.method_code(reader())
+    assert base == S.method_code()
+    assert "tables.py" not in asked and "sweep.py" not in asked and "book.py" not in asked
+    assert S.method_code(reader(lambda n, t: t + b"\n# x" if n == "losses.py" else t)) != base
+    fp32 = lambda n, t: t.replace(b"allow_tf32=False", b"allow_tf32=True") \
+        if n == "provenance.py" else t
+    assert S.method_code(reader(fp32)) != base
+    other = lambda n, t: t.replace(b'"""Where a measured number', b'"""Where a number') \
+        if n == "provenance.py" else t
+    assert S.method_code(reader(other)) == base      # elsewhere in provenance.py: same code
