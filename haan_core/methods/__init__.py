@@ -1,5 +1,7 @@
 """Methods from the papers HAAN is read beside (issue #11), one module per method.
 
 So far: :mod:`haan_core.methods.liu`, the multi-margin triplet loss of Liu et al. (2023),
-eqs. 14-18. HAAN itself lives in :mod:`haan_core.models`.
+eqs. 14-18; :mod:`haan_core.methods.shan`, SHAN's network and loss (Ji et al., IJCAI 2021).
+They are not yet wired into ``train``/``--method``. HAAN itself lives in
+:mod:`haan_core.models`.
 """
