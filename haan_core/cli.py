@@ -1,4 +1,4 @@
-"""Command line: ``python -m haan_core train|demo|query ...``.
+"""Command line: ``python -m haan_core train|demo|query|methods|sweep ...``.
 
 Every field of :class:`HAANConfig` is a flag (``--rho 0.4 --epochs 5``); flags left out
 take the paper's value or the dataset's recipe. Bad input ends with a one-line error and
@@ -66,7 +66,8 @@ def cmd_train(ns) -> int:
     result = train(cfg)
     data_note = result.provenance["data"]
     kind = "SYNTHETIC data" if data_note["synthetic"] else "real data"
-    print(format_table([{"method": cfg.variant, **result.test,
+    label = cfg.variant if cfg.method == "haan" else cfg.method
+    print(format_table([{"method": label, **result.test,
                          "train_seconds": result.train_seconds}],
                        f"Measured test mAP, {cfg.dataset} ({kind}), seed {cfg.seed}, "
                        f"{result.device}, best epoch {result.best_epoch + 1}/{cfg.epochs}"))
@@ -162,6 +163,12 @@ def cmd_query(ns) -> int:
     return 0
 
 
+def cmd_methods(ns) -> int:
+    from .methods import table
+    print(table())
+    return 0
+
+
 def cmd_sweep(ns) -> int:
     from . import sweep as S
     grid, seeds = S.grid_named(ns.grid), S._seeds(ns.seeds)
@@ -217,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--cache-dir", default=None, help="where trained runs are cached "
                    "(default: runs/cache in the checkout, or $HAAN_CACHE_DIR)")
     add_config_flags(q)
+    sub.add_parser("methods", help="list the methods --method selects, with their papers")
     sw = sub.add_parser("sweep", help="run a declared grid of real-data runs (table6, "
                                       "figure6); finished runs are kept and skipped")
     sw.add_argument("grid", help="table6, figure6, or several: table6,figure6")
@@ -259,7 +267,7 @@ def main(argv=None) -> int:
     try:
         return {"train": cmd_train, "demo": cmd_demo, "data": cmd_data,
                 "measure": cmd_measure, "bench": cmd_bench, "query": cmd_query,
-                "sweep": cmd_sweep}[ns.command](ns)
+                "sweep": cmd_sweep, "methods": cmd_methods}[ns.command](ns)
     except (HAANInputError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

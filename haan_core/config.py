@@ -49,6 +49,7 @@ DATASET_RECIPES = {
 class HAANConfig:
     # what to run
     dataset: str = "synthetic"
+    method: str = "haan"              # or a compared method (python -m haan_core methods)
     variant: str = "HAAN"
     seed: int = 0
     root: str | None = None           # data folder of a real dataset
@@ -114,6 +115,12 @@ class HAANConfig:
         return self.epochs // 2 if self.lr_decay_epoch is None else self.lr_decay_epoch
 
     def validate(self) -> None:
+        if self.method != "haan":
+            from .methods import check_method
+            check_method(self.method)
+            if self.variant != "HAAN":
+                raise HAANInputError(f"--variant picks a row of HAAN's Table 5; method "
+                                     f"{self.method!r} has none: leave --variant out")
         if self.variant not in VARIANTS:
             raise HAANInputError(f"unknown variant {self.variant!r}; known: {list(VARIANTS)}")
         if self.backbone not in ("vgg19", "efficientnet_lite0"):

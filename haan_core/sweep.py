@@ -158,13 +158,38 @@ def paths_of(spec: Spec, results_dir=None) -> tuple:
     return folder / f"{spec.name}.json", folder / f"{spec.name}.npz"
 
 
+def code_matches(recorded: str | None, now: str, results_dir=None) -> bool:
+    """The code a run recorded is this code, or was shown to compute the same numbers: a
+    chain of entries {"from", "to", "evidence"} of ``code_equivalences.json`` beside the
+    runs leads from it to this code (a refactor checked bit for bit on a CPU, say)."""
+    if recorded == now:
+        return True
+    path = Path(results_dir or RUNS_DIR) / "code_equivalences.json"
+    if recorded is None or not path.exists():
+        return False
+    edges = json.loads(path.read_text())
+    seen, frontier = {recorded}, [recorded]
+    while frontier:
+        c = frontier.pop()
+        for e in edges:
+            if e["from"] == c and e["to"] not in seen:
+                if e["to"] == now:
+                    return True
+                seen.add(e["to"])
+                frontier.append(e["to"])
+    return False
+
+
 def is_done(spec: Spec, code: str, results_dir=None) -> bool:
     """A committed run with this configuration and this training code."""
     js, npz = paths_of(spec, results_dir)
     if not (js.exists() and npz.exists()):
         return False
+    from .measured import ADDED_FIELDS
     rec = json.loads(js.read_text())
-    return rec.get("code") == code and rec.get("identity") == identity(spec.config())
+    made = {**ADDED_FIELDS, **rec.get("identity", {})}   # fields added since it was made
+    return code_matches(rec.get("code"), code, results_dir) and \
+        made == identity(spec.config())
 
 
 def _objective(loss_history: list) -> dict:

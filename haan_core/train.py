@@ -39,6 +39,9 @@ def autocast(cfg: HAANConfig, device: torch.device):
 def make_loss(cfg: HAANConfig):
     """tau of eqs. 1 and 4 for this variant: AWL (with its stage switches), TRI, or the
     base loss of the variants that have neither (see the ambiguity log)."""
+    if cfg.method != "haan":   # a compared method brings its own loss
+        from .methods import method_loss
+        return method_loss(cfg)
     v = cfg.variant_spec
     kind = v.loss if v.loss != "base" else ("tri" if cfg.base_loss == "tri" else "plain")
     if kind == "tri":
@@ -51,6 +54,9 @@ def make_loss(cfg: HAANConfig):
 
 
 def build_model(cfg: HAANConfig, data: PairedData) -> HAAN:
+    if cfg.method != "haan":   # a compared method: its own networks (haan_core.methods)
+        from .methods import build_method
+        return build_method(cfg, data)
     v = cfg.variant_spec
     if v.gcm and data.global_feats is None:
         raise HAANInputError(f"variant {cfg.variant} needs global image features, which "
@@ -81,7 +87,7 @@ def _evaluate(model, data, split, cfg, device, batch):
     idx = data.splits[split]
     sims = {}
     for key, net in model.networks().items():
-        feats = "global" if key == "C" else "patches"
+        feats = "global" if key == "C" else "patches"   # F (LAN) and S (one network)
         imgs, txts = [], []
         with autocast(cfg, device):
             for s in range(0, len(idx), batch):
@@ -97,7 +103,8 @@ def _evaluate(model, data, split, cfg, device, batch):
                                   for w, _ in txts]), torch.cat([n for _, n in txts]))
             sim = net.similarity(img, txt, chunk_size=cfg.lcm_chunk)
         sims[key] = sim.float().cpu()
-    sims["fused"] = fuse(sims.get("C"), sims.get("F"), cfg.upsilon1, cfg.upsilon2)
+    sims["fused"] = fuse(sims.get("C"), sims.get("F"), cfg.upsilon1, cfg.upsilon2) \
+        if "S" not in sims else sims["S"]   # a method with one network: its own matrix
     labels = data.labels[idx]
     model.train()
     return {"sims": sims, "img_labels": labels, "txt_labels": labels}
@@ -124,6 +131,7 @@ class TrainResult:
 
     def to_json(self) -> dict:
         return {"i2t": self.test["i2t"], "t2i": self.test["t2i"], "avg": self.test["avg"],
+                "method": self.config.get("method", "haan"),
                 "variant": self.config["variant"], "dataset": self.config["dataset"],
                 "test_by_module": self.test_by_module, "best_epoch": self.best_epoch,
                 "val_history": self.val_history, "loss_history": self.loss_history,
@@ -155,7 +163,7 @@ def _train(cfg, data, log):
     opts = {k: torch.optim.Adam(n.parameters(), lr=cfg.lr, fused=fused)
             for k, n in nets.items()}
     loss_fn = make_loss(cfg)
-    feats = {"C": "global", "F": "patches"}
+    feats = {"C": "global", "F": "patches", "S": "patches"}
 
     train_idx = data.splits["train"]
     if len(train_idx) < 2:

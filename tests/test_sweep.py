@@ -127,7 +127,8 @@ COMMITTED = S.load_runs("corel5k")
 @pytest.mark.parametrize("rec", COMMITTED, ids=lambda r: r["name"])
 def test_committed_runs_are_what_their_names_say_and_their_matrices_give_their_scores(rec):
     spec = next(s for g in S.GRIDS.values() for s in g.specs() if s.name == rec["name"])
-    assert rec["identity"] == S.identity(spec.config())
+    from haan_core.measured import ADDED_FIELDS
+    assert {**ADDED_FIELDS, **rec["identity"]} == S.identity(spec.config())
     m = S.load_matrices(rec)
     sims = {k: m.get(k) for k in ("C", "F")}
     cfg = spec.config()
@@ -206,3 +207,28 @@ def test_method_code_sees_haans_modules_and_exact_fp32_but_not_presentation():
     other = lambda n, t: t.replace(b'"""Where a measured number', b'"""Where a number') \
         if n == "provenance.py" else t
     assert S.method_code(reader(other)) == base      # elsewhere in provenance.py: same code
+
+
+def test_a_recorded_equivalence_keeps_runs_across_a_refactor_only_forward(tmp_path,
+                                                                         monkeypatch):
+    S.sweep(tiny_grid(seeds=(0,)), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    old = S.method_code()
+    monkeypatch.setattr(S, "method_code", lambda read=None: "b" * 64)
+    assert len(S.plan(tiny_grid(seeds=(0,)), results_dir=tmp_path)[0]) == 2
+    eq = tmp_path / "code_equivalences.json"
+    eq.write_text(json.dumps([{"from": "b" * 64, "to": old, "evidence": "wrong way"}]))
+    assert len(S.plan(tiny_grid(seeds=(0,)), results_dir=tmp_path)[0]) == 2
+    eq.write_text(json.dumps([{"from": old, "to": "a" * 64, "evidence": "step 1"},
+                              {"from": "a" * 64, "to": "b" * 64, "evidence": "step 2"}]))
+    todo, done = S.plan(tiny_grid(seeds=(0,)), results_dir=tmp_path)
+    assert not todo and len(done) == 2
+
+
+def test_runs_made_before_a_configuration_field_existed_still_count(tmp_path):
+    """A field added later (method) is read with the one value older code could run."""
+    S.sweep(tiny_grid(seeds=(0,)), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    for p in (tmp_path / "synthetic").glob("*.json"):
+        rec = json.loads(p.read_text())
+        del rec["identity"]["method"]
+        p.write_text(json.dumps(rec))
+    assert not S.plan(tiny_grid(seeds=(0,)), results_dir=tmp_path)[0]

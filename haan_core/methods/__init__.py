@@ -1,8 +1,107 @@
-"""Methods from the papers HAAN is read beside (issue #11), one module per method.
+"""Methods from the papers HAAN is read beside (issue #11), one module per method, and
+the registry that selects one by name (``--method``), as timm selects a model.
 
-So far: :mod:`haan_core.methods.liu`, the multi-margin triplet loss of Liu et al. (2023),
-eqs. 14-18; :mod:`haan_core.methods.shan`, SHAN's network and loss (Ji et al., IJCAI 2021);
-:mod:`haan_core.methods.tshsr`, TSHSR's network and loss (Chen et al.).
-They are not yet wired into ``train``/``--method``. HAAN itself lives in
-:mod:`haan_core.models`.
+A method gives the training loop of :mod:`haan_core.train` what HAAN gives it: a model
+whose ``networks()`` maps an objective name to a network with ``encode_images``,
+``encode_texts`` and ``similarity`` (the full N x M matrix of a split), and a loss
+``loss(sim, img_labels, txt_labels)`` for each. HAAN has two networks, "C" (GAN) and "F"
+(LAN), fused by eq. 7; a method with one network names it "S", and its matrix is the one
+tested. So one loop trains, validates, selects on validation and tests every method.
+
+Modules: :mod:`haan_core.methods.shan` (Ji et al., IJCAI 2021),
+:mod:`haan_core.methods.tshsr` (Chen et al.), :mod:`haan_core.methods.liu` (Liu et al.
+2023: its multi-margin triplet loss, eqs. 14-18; its networks are still to build).
+HAAN itself lives in :mod:`haan_core.models`.
 """
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn as nn
+
+from ..errors import HAANInputError
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    paper: str
+    cite: str          # key in book/references.bib
+    trains: bool       # selectable with --method (False: parts only, not yet a network)
+    notes: str = ""
+
+
+METHODS = {
+    "haan": Method("haan", "Wang et al., HAAN (Sensors 2023): GAN + LAN, GCM, LCM, AWL",
+                   "wang2023haan", True, "--variant picks a row of Table 5"),
+    "shan": Method("shan", "Ji et al., SHAN (IJCAI 2021): L2L, G2L and G2G alignment",
+                   "ji2021shan", True, "regions = the 3 x 3 patches; loss: class-aware "
+                   "hinge triplet, --tri-margin, --tri-hardest. Trains with HAAN's recipe "
+                   "(lr, clipping, epochs) until its own is built: short runs barely learn"),
+    "tshsr": Method("tshsr", "Chen et al., TSHSR: two-stream hierarchical similarity "
+                    "reasoning", "chen2023tshsr", True, "regions = the 3 x 3 patches; loss: "
+                    "eq. 9, class-aware, --tri-margin, --tri-hardest (hardest-negative "
+                    "training can stall at the start: ambiguity log 49). Trains with HAAN's "
+                    "recipe until its own is built: short runs barely learn"),
+    "liu": Method("liu", "Liu et al. (2023): multi-grained fusion and multi-margin triplets",
+                  "liu2023multigrained", False, "only the loss (eqs. 14-18) so far"),
+}
+
+
+class OneNetwork(nn.Module):
+    """A method with one network, trained on one objective named "S"."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.net = net
+
+    def networks(self) -> dict:
+        return {"S": self.net}
+
+
+def check_method(name: str) -> None:
+    if name not in METHODS:
+        raise HAANInputError(f"unknown method {name!r}; known: {sorted(METHODS)} "
+                             "(python -m haan_core methods lists them)")
+    if not METHODS[name].trains:
+        raise HAANInputError(f"method {name!r} cannot be trained yet: "
+                             f"{METHODS[name].notes}")
+
+
+def build_method(cfg, data) -> nn.Module:
+    """The model of ``cfg.method`` (not HAAN) for ``data``."""
+    check_method(cfg.method)
+    if data.patch_feats is None:
+        raise HAANInputError(f"method {cfg.method!r} aligns image patches with words, and "
+                             f"dataset {data.name!r} has no patch features")
+    if cfg.method == "shan":
+        from .shan import SHANNet
+        return OneNetwork(SHANNet(data.patch_dim, len(data.vocab), word_dim=cfg.word_dim,
+                                  embed_dim=cfg.embed_dim))
+    if cfg.method == "tshsr":
+        from .tshsr import TSHSRNet
+        return OneNetwork(TSHSRNet(data.patch_dim, len(data.vocab), word_dim=cfg.word_dim,
+                                   embed_dim=cfg.embed_dim))
+    raise HAANInputError(f"no network for method {cfg.method!r}")
+
+
+def method_loss(cfg):
+    """The loss of ``cfg.method`` (not HAAN) as loss(sim, img_labels, txt_labels)."""
+    check_method(cfg.method)
+    if cfg.method == "shan":
+        from .shan import shan_loss as loss
+    elif cfg.method == "tshsr":
+        from .tshsr import tshsr_loss as loss
+    else:
+        raise HAANInputError(f"no loss for method {cfg.method!r}")
+    return lambda s, il, tl: loss(s, il, tl, margin=cfg.tri_margin, hardest=cfg.tri_hardest)
+
+
+def table() -> str:
+    """The registry as text, for ``python -m haan_core methods``."""
+    lines = [f"{'method':8s} {'trains':7s} paper"]
+    for m in METHODS.values():
+        lines.append(f"{m.name:8s} {'yes' if m.trains else 'no':7s} {m.paper}")
+        if m.notes:
+            lines.append(f"{'':16s} {m.notes}")
+    return "\n".join(lines)
