@@ -51,6 +51,17 @@ def config_from_args(ns: argparse.Namespace, skip=("command",)) -> HAANConfig:
     return HAANConfig.for_dataset(dataset, **values)
 
 
+def parse_seeds(text: str | None):
+    """--seeds "0,1,2" as [0, 1, 2] (None stays None)."""
+    if text is None:
+        return None
+    try:
+        return [int(x) for x in text.split(",")]
+    except ValueError:
+        raise HAANInputError(f"--seeds takes comma-separated integers like 0,1,2, "
+                             f"got {text!r}") from None
+
+
 def format_table(rows: list[dict], title: str) -> str:
     """Rows of {"method", "i2t", "t2i", "avg", ...} as a plain-text table."""
     lines = [title, f"{'method':<26}{'I2T':>8}{'T2I':>8}{'AVG':>8}{'train s':>9}"]
@@ -131,12 +142,7 @@ def cmd_bench(ns) -> int:
     from .bench import main as bench
     from .bench import seed_spread
     if ns.seeds:
-        try:
-            seeds = [int(x) for x in ns.seeds.split(",")]
-        except ValueError:
-            raise HAANInputError(f"--seeds takes comma-separated integers like 0,1,2, "
-                                 f"got {ns.seeds!r}") from None
-        r = seed_spread(seeds, device=ns.device)
+        r = seed_spread(parse_seeds(ns.seeds), device=ns.device)
         for x in r["runs"]:
             print(f"{x['precision']} seed {x['seed']}: test AVG mAP {x['avg']:.4f} "
                   f"({x['train_seconds']:.0f} s)")
@@ -171,7 +177,7 @@ def cmd_methods(ns) -> int:
 
 def cmd_sweep(ns) -> int:
     from . import sweep as S
-    grid, seeds = S.grid_named(ns.grid), S._seeds(ns.seeds)
+    grid, seeds = S.grid_named(ns.grid), parse_seeds(ns.seeds)
     if ns.list:
         print(S.status_table(grid, seeds, ns.results_dir))
         return 0

@@ -261,16 +261,6 @@ def load_matrices(rec: dict, results_dir=None) -> dict:
                                                  else np.int64)) for k in z.files}
 
 
-def _seeds(text: str | None):
-    if text is None:
-        return None
-    try:
-        return [int(x) for x in text.split(",")]
-    except ValueError:
-        raise HAANInputError(f"--seeds takes comma-separated integers like 0,1,2, "
-                             f"got {text!r}") from None
-
-
 def plan(grid: Grid, seeds=None, results_dir=None) -> tuple:
     """(runs still to do, runs done) of ``grid``."""
     code = method_code()

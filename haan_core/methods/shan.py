@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from ..errors import HAANInputError, check_labels, check_nonempty, check_tensor
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
+from .ranking import hinge_sum
 
 __all__ = ["SHANTexts", "SHANNet", "GatedFusion", "AttentionPool", "affinity",
            "cross_attention", "l2l_score", "attend_words", "attend_regions", "g2l_score",
@@ -475,27 +476,7 @@ def shan_loss(sim: torch.Tensor, img_labels: torch.Tensor, txt_labels: torch.Ten
     if reduction not in REDUCTIONS_LOSS:
         raise HAANInputError(f"reduction must be one of {REDUCTIONS_LOSS}, got {reduction!r}")
     pos = img_labels[:, None] == txt_labels[None, :]
-    terms = torch.zeros_like(sim)
-    if directions in ("both", "i2t"):
-        terms = terms + _hinge_rows(sim, pos, margin, hardest)         # image anchors
-    if directions in ("both", "t2i"):
-        terms = terms + _hinge_rows(sim.T, pos.T, margin, hardest).T   # text anchors
-    total = torch.where(pos, terms, torch.zeros_like(terms)).sum()
+    total = hinge_sum(sim, pos, margin, hardest, directions)
     if reduction == "mean":
         total = total / pos.sum().clamp_min(1)
     return total
-
-
-def _hinge_rows(L: torch.Tensor, pos: torch.Tensor, margin: float, hardest: bool):
-    """Eq. 17's term for anchors on the rows of L: [m - L_ij + L_i,neg]_+ at every (i, j);
-    the caller keeps the positive j. Negatives are the other-class columns only."""
-    neg = ~pos
-    has_neg = neg.any(dim=1, keepdim=True)
-    if hardest:
-        worst = L.masked_fill(pos, float("-inf")).amax(dim=1, keepdim=True)
-        worst = torch.where(has_neg, worst, torch.zeros_like(worst))   # finite; unused
-        h = (margin - L + worst).clamp_min(0)
-        return torch.where(has_neg, h, torch.zeros_like(h))
-    # (anchor i, positive j, negative k)
-    h = (margin - L[:, :, None] + L[:, None, :]).clamp_min(0)
-    return torch.where(neg[:, None, :], h, torch.zeros_like(h)).sum(dim=2)

@@ -39,6 +39,7 @@ import torch.nn.functional as F
 from ..errors import HAANInputError, check_labels, check_nonempty, check_tensor
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
+from .ranking import hinge_sum
 
 GLOBAL_POOLS = ("attention", "mean")
 SIM_NORMS = ("projected", "difference")
@@ -498,24 +499,7 @@ def tshsr_loss(sim: torch.Tensor, img_labels: torch.Tensor, txt_labels: torch.Te
             or not math.isfinite(margin):
         raise HAANInputError(f"margin must be a finite number, got {margin!r}")
     pos = img_labels[:, None] == txt_labels[None, :]
-    views = []
-    if directions in ("both", "i2t"):
-        views.append((sim, pos))             # image anchors on the rows, texts as candidates
-    if directions in ("both", "t2i"):
-        views.append((sim.T, pos.T))         # text anchors on the rows, images as candidates
-    total = sim.new_zeros(())
-    for L, P in views:
-        neg = ~P
-        if hardest:
-            has_neg = neg.any(dim=1, keepdim=True)
-            hardest_neg = L.masked_fill(P, float("-inf")).amax(dim=1, keepdim=True)
-            hardest_neg = torch.where(has_neg, hardest_neg, torch.zeros_like(hardest_neg))
-            hinge = (margin - L + hardest_neg).clamp_min(0) * (P & has_neg)
-        else:
-            # hinge[a, j, k] over (positive j, negative k) of anchor a
-            hinge = (margin - L[:, :, None] + L[:, None, :]).clamp_min(0)
-            hinge = hinge * (P[:, :, None] & neg[:, None, :])
-        total = total + hinge.sum()
+    total = hinge_sum(sim, pos, margin, hardest, directions)
     if reduction == "mean":
         total = total / pos.sum().clamp_min(1)
     return total
