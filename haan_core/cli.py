@@ -29,7 +29,7 @@ def add_config_flags(parser: argparse.ArgumentParser, skip=()) -> None:
     """One flag per configuration field; defaults are left out so the recipe applies."""
     hints = typing.get_type_hints(HAANConfig)
     for f in dataclasses.fields(HAANConfig):
-        if f.name in skip or f.name == "extra":
+        if f.name in skip or f.name in ("extra", "method_options"):
             continue
         flag = "--" + f.name.replace("_", "-")
         hint = hints[f.name]
@@ -43,10 +43,30 @@ def add_config_flags(parser: argparse.ArgumentParser, skip=()) -> None:
             conv = _optional(base) if optional else base
             parser.add_argument(flag, dest=f.name, type=conv, default=argparse.SUPPRESS,
                                 metavar=base.__name__.upper())
+    if "method_options" not in skip:
+        parser.add_argument("--method-option", dest="method_options", action="append",
+                            type=method_option, default=argparse.SUPPRESS,
+                            metavar="KEY=VALUE", help="an option of the compared method, "
+                            "VALUE as JSON, e.g. margins=[7,7.5,8] (repeat for several)")
+
+
+def method_option(text: str) -> tuple:
+    """--method-option KEY=VALUE, VALUE read as JSON (a bare word stays a string)."""
+    import json
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE (e.g. margins=[7,7.5,8]), "
+                                         f"got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
 
 
 def config_from_args(ns: argparse.Namespace, skip=("command",)) -> HAANConfig:
     values = {k: v for k, v in vars(ns).items() if k not in skip and k != "out"}
+    if "method_options" in values:   # [(key, value), ...] from repeated --method-option
+        values["method_options"] = dict(values["method_options"])
     dataset = values.pop("dataset", "synthetic")
     return HAANConfig.for_dataset(dataset, **values)
 

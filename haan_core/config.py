@@ -85,6 +85,7 @@ class HAANConfig:
     shuffle_text_labels: bool = False  # control experiment: break the text supervision
     progress: bool = True             # a progress bar (shown only on a terminal)
     extra: dict = field(default_factory=dict)  # dataset options (e.g. synthetic sizes)
+    method_options: dict = field(default_factory=dict)  # a compared method's own options
 
     @classmethod
     def for_dataset(cls, dataset: str = "synthetic", **overrides) -> "HAANConfig":
@@ -92,6 +93,9 @@ class HAANConfig:
         if dataset not in DATASETS:
             raise HAANInputError(f"unknown dataset {dataset!r}; known: {sorted(DATASETS)}")
         values = dict(DATASET_RECIPES.get(dataset, {}))
+        if overrides.get("method", "haan") != "haan":   # a compared method's own settings
+            from .methods import recipe
+            values.update(recipe(overrides["method"]))
         values.update(overrides)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:
@@ -121,6 +125,15 @@ class HAANConfig:
             if self.variant != "HAAN":
                 raise HAANInputError(f"--variant picks a row of HAAN's Table 5; method "
                                      f"{self.method!r} has none: leave --variant out")
+        if not isinstance(self.method_options, dict):
+            raise HAANInputError(f"method_options must be a dict, got {self.method_options!r}")
+        if self.method_options:
+            if self.method == "liu":
+                from .methods.liu import method_options
+                method_options(self)   # unknown keys and bad values are clear errors
+            else:
+                raise HAANInputError(f"method {self.method!r} has no method options, got "
+                                     f"{sorted(self.method_options)}; only liu has them")
         if self.variant not in VARIANTS:
             raise HAANInputError(f"unknown variant {self.variant!r}; known: {list(VARIANTS)}")
         if self.backbone not in ("vgg19", "efficientnet_lite0"):

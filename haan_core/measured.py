@@ -87,7 +87,7 @@ MACHINE_FIELDS = ("root", "feature_cache")
 
 # fields added to the configuration after runs were committed, with the one value older
 # code could run: a result without the field ran with that value
-ADDED_FIELDS = {"precision": "fp32", "method": "haan"}
+ADDED_FIELDS = {"precision": "fp32", "method": "haan", "method_options": {}}
 
 
 def record(name: str, result: dict, provenance_note: str | None = None) -> dict:

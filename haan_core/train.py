@@ -53,10 +53,21 @@ def make_loss(cfg: HAANConfig):
                                  weighting=weighting, directions=cfg.awl_directions)
 
 
-def build_model(cfg: HAANConfig, data: PairedData) -> HAAN:
+FEATS = {"C": "global", "F": "patches", "S": "patches"}   # what each network's images are
+
+
+def image_input(net, key: str, b: dict):
+    """What ``net.encode_images`` takes from a batch: GAN the global features, LAN and a
+    one-network method the patches, unless the network names its inputs (``image_inputs``:
+    Liu et al.'s takes both the global features and the patches)."""
+    names = getattr(net, "image_inputs", None)
+    return b[FEATS[key]] if names is None else tuple(b[n] for n in names)
+
+
+def build_model(cfg: HAANConfig, data: PairedData, device="cpu") -> HAAN:
     if cfg.method != "haan":   # a compared method: its own networks (haan_core.methods)
         from .methods import build_method
-        return build_method(cfg, data)
+        return build_method(cfg, data, device)
     v = cfg.variant_spec
     if v.gcm and data.global_feats is None:
         raise HAANInputError(f"variant {cfg.variant} needs global image features, which "
@@ -87,15 +98,14 @@ def _evaluate(model, data, split, cfg, device, batch):
     idx = data.splits[split]
     sims = {}
     for key, net in model.networks().items():
-        feats = "global" if key == "C" else "patches"   # F (LAN) and S (one network)
         imgs, txts = [], []
         with autocast(cfg, device):
             for s in range(0, len(idx), batch):
                 b = data.batch(idx[s:s + batch], device)
-                imgs.append(net.encode_images(b[feats]))
+                imgs.append(net.encode_images(image_input(net, key, b)))
                 txts.append(net.encode_texts(b["tokens"], b["lengths"]))
             img = torch.cat(imgs)
-            if key == "C":
+            if isinstance(txts[0], torch.Tensor):   # one vector per text (GAN, Liu et al.)
                 txt = torch.cat(txts)
             else:  # word tensors of chunks differ in length: pad to the longest
                 width = max(w.shape[1] for w, _ in txts)
@@ -154,7 +164,8 @@ def _train(cfg, data, log):
     gen = seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     data = data if data is not None else load_dataset(cfg)
-    model = build_model(cfg, data).to(device)
+    start = time.perf_counter()   # a method's own first stage (Liu et al.'s Framework I) counts
+    model = build_model(cfg, data, device).to(device)
     nets = model.networks()
     # theta_C and theta_F are separate parameter sets with separate objectives
     # fused Adam: one kernel for all parameters (6x faster than the default on a CPU),
@@ -163,7 +174,6 @@ def _train(cfg, data, log):
     opts = {k: torch.optim.Adam(n.parameters(), lr=cfg.lr, fused=fused)
             for k, n in nets.items()}
     loss_fn = make_loss(cfg)
-    feats = {"C": "global", "F": "patches", "S": "patches"}
 
     train_idx = data.splits["train"]
     if len(train_idx) < 2:
@@ -177,7 +187,6 @@ def _train(cfg, data, log):
     loss_history, val_history = [], []
     best = (-1.0, -1, None)
     iteration = 0
-    start = time.perf_counter()
     bar = tqdm(range(cfg.epochs), desc=f"{cfg.variant} on {data.name}",
                disable=None if cfg.progress else True, leave=False)  # None: only on a terminal
     for epoch in bar:
@@ -195,9 +204,13 @@ def _train(cfg, data, log):
             record = {"iteration": iteration, "epoch": epoch}
             for key, net in nets.items():
                 with autocast(cfg, device):
-                    sim = net.similarity(net.encode_images(b[feats[key]]),
-                                         net.encode_texts(b["tokens"], b["lengths"]))
+                    img = net.encode_images(image_input(net, key, b))
+                    txt = net.encode_texts(b["tokens"], b["lengths"])
+                    sim = net.similarity(img, txt)
                 loss = loss_fn(sim.float(), b["img_labels"], b["txt_labels"])
+                extra = getattr(net, "extra_loss", None)   # a method's own terms (Liu eq. 21)
+                if extra is not None:
+                    loss = loss + extra(img, txt, b["img_labels"], b["txt_labels"])
                 opts[key].zero_grad(set_to_none=True)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)

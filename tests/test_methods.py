@@ -25,7 +25,8 @@ def test_methods_lists_each_method_with_its_paper():
 
 
 @pytest.mark.parametrize("args,message", [
-    (("--method", "liu"), "cannot be trained yet"),
+    (("--method", "liu", "--method-option", "framework1=dbm"), "framework1 must be"),
+    (("--method", "liu", "--method-option", "margins"), "expected KEY=VALUE"),
     (("--method", "scan"), "unknown method 'scan'"),
     (("--method", "shan", "--variant", "HAAN-GCM"), "leave --variant out")])
 def test_a_method_that_cannot_run_is_a_clear_error(args, message):
@@ -33,7 +34,7 @@ def test_a_method_that_cannot_run_is_a_clear_error(args, message):
     assert out.returncode == 2 and message in out.stderr
 
 
-@pytest.mark.parametrize("method", ["shan", "tshsr"])
+@pytest.mark.parametrize("method", ["shan", "tshsr", "liu"])
 def test_a_compared_method_trains_in_the_same_loop_and_keeps_haans_result_format(method):
     """Mechanics only: whether each method learns is tested with its own loop in
     test_shan.py and test_tshsr.py (HAAN's recipe is not theirs)."""

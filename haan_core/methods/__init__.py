@@ -4,13 +4,15 @@ the registry that selects one by name (``--method``), as timm selects a model.
 A method gives the training loop of :mod:`haan_core.train` what HAAN gives it: a model
 whose ``networks()`` maps an objective name to a network with ``encode_images``,
 ``encode_texts`` and ``similarity`` (the full N x M matrix of a split), and a loss
-``loss(sim, img_labels, txt_labels)`` for each. HAAN has two networks, "C" (GAN) and "F"
+``loss(sim, img_labels, txt_labels)`` for each. A network may name the batch inputs its
+``encode_images`` takes (``image_inputs``, e.g. ("global", "patches")) and add terms of
+its own to the loss (``extra_loss(img, txt, img_labels, txt_labels)``). HAAN has two networks, "C" (GAN) and "F"
 (LAN), fused by eq. 7; a method with one network names it "S", and its matrix is the one
 tested. So one loop trains, validates, selects on validation and tests every method.
 
 Modules: :mod:`haan_core.methods.shan` (Ji et al., IJCAI 2021),
 :mod:`haan_core.methods.tshsr` (Chen et al.), :mod:`haan_core.methods.liu` (Liu et al.
-2023: its multi-margin triplet loss, eqs. 14-18; its networks are still to build).
+2023: Frameworks I and II, the multi-margin triplet loss of eqs. 14-18).
 HAAN itself lives in :mod:`haan_core.models`.
 """
 from __future__ import annotations
@@ -29,6 +31,7 @@ class Method:
     cite: str          # key in book/references.bib
     trains: bool       # selectable with --method (False: parts only, not yet a network)
     notes: str = ""
+    recipe: tuple = ()  # (field, value) pairs over the dataset's recipe; flags override them
 
 
 METHODS = {
@@ -44,7 +47,11 @@ METHODS = {
                     "training can stall at the start: ambiguity log 49). Trains with HAAN's "
                     "recipe until its own is built: short runs barely learn"),
     "liu": Method("liu", "Liu et al. (2023): multi-grained fusion and multi-margin triplets",
-                  "liu2023multigrained", False, "only the loss (eqs. 14-18) so far"),
+                  "liu2023multigrained", True, "Framework I (DBNs, Replicated Softmax and "
+                  "joint RBMs by CD-1) trained first and frozen, then Framework II (eq. 22); "
+                  "options: --method-option margins=[7,7.5,8] and others (liu.OPTIONS); "
+                  "default framework1=concat, a deviation (ambiguity log 50)",
+                  recipe=(("batch_size", 80), ("lr", 1e-3))),
 }
 
 
@@ -59,6 +66,13 @@ class OneNetwork(nn.Module):
         return {"S": self.net}
 
 
+def recipe(name: str) -> dict:
+    """The training settings a method's paper gives (or, where it is silent, our measured
+    choice: ambiguity log 50), laid over the dataset's recipe by HAANConfig.for_dataset."""
+    check_method(name)
+    return dict(METHODS[name].recipe)
+
+
 def check_method(name: str) -> None:
     if name not in METHODS:
         raise HAANInputError(f"unknown method {name!r}; known: {sorted(METHODS)} "
@@ -68,7 +82,7 @@ def check_method(name: str) -> None:
                              f"{METHODS[name].notes}")
 
 
-def build_method(cfg, data) -> nn.Module:
+def build_method(cfg, data, device="cpu") -> nn.Module:
     """The model of ``cfg.method`` (not HAAN) for ``data``."""
     check_method(cfg.method)
     if data.patch_feats is None:
@@ -82,6 +96,9 @@ def build_method(cfg, data) -> nn.Module:
         from .tshsr import TSHSRNet
         return OneNetwork(TSHSRNet(data.patch_dim, len(data.vocab), word_dim=cfg.word_dim,
                                    embed_dim=cfg.embed_dim))
+    if cfg.method == "liu":
+        from .liu import build
+        return OneNetwork(build(cfg, data, device))
     raise HAANInputError(f"no network for method {cfg.method!r}")
 
 
@@ -92,6 +109,9 @@ def method_loss(cfg):
         from .shan import shan_loss as loss
     elif cfg.method == "tshsr":
         from .tshsr import tshsr_loss as loss
+    elif cfg.method == "liu":
+        from .liu import loss as liu_loss
+        return liu_loss(cfg)
     else:
         raise HAANInputError(f"no loss for method {cfg.method!r}")
     return lambda s, il, tl: loss(s, il, tl, margin=cfg.tri_margin, hardest=cfg.tri_hardest)
