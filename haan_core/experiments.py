@@ -28,6 +28,79 @@ def train_variants(variants, dataset="synthetic", cache_dir=None, **params) -> d
     return runs
 
 
+# how the papers write each method's name, for table rows and legends; a method added to
+# haan_core.methods.METHODS without an entry here is shown upper-cased
+METHOD_LABELS = {"haan": "HAAN", "shan": "SHAN", "tshsr": "TSHSR", "liu": "Liu et al."}
+
+
+def method_label(name: str) -> str:
+    """The row label of a method of :data:`haan_core.methods.METHODS` ("shan" -> "SHAN")."""
+    return METHOD_LABELS.get(name, name.upper())
+
+
+class MethodRuns(dict):
+    """{label: Run} of :func:`train_methods`, with the methods it had to leave out:
+    ``skipped`` (their registry names) and ``note`` ("not trainable yet: liu", or "")."""
+
+    def __init__(self, runs=(), skipped=()):
+        super().__init__(runs)
+        self.skipped = list(skipped)
+
+    @property
+    def note(self) -> str:
+        return f"not trainable yet: {', '.join(self.skipped)}" if self.skipped else ""
+
+    def recipe_note(self, cfg) -> str:
+        """The runs whose epochs, batch size or learning rate differ from ``cfg`` (HAAN's
+        configuration): a method's own recipe (its paper's, ``Method.recipe``) replaces the
+        dataset's where the notebook's parameters leave them at None. "" when none differs."""
+        fields = (("epochs", "epochs"), ("batch_size", "batch"), ("lr", "lr"))
+        diff = []
+        for label, run in self.items():
+            own = [f"{name} {getattr(run.config, f):g}" for f, name in fields
+                   if getattr(run.config, f) != getattr(cfg, f)]
+            if own:
+                diff.append(f"{label} ({', '.join(own)})")
+        if not diff:
+            return ""
+        haan = ", ".join(f"{name} {getattr(cfg, f):g}" for f, name in fields)
+        return f"trained with their own recipe, not HAAN's ({haan}): {'; '.join(diff)}"
+
+
+def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
+                  **params) -> MethodRuns:
+    """{label: Run} of compared methods (issue #11) by registry name, e.g.
+    ``["shan", "tshsr"]``, each trained by HAAN's loop with the parameters
+    :func:`train_variants` takes (so the same data and seed) and cached on disk. A parameter
+    left at None takes the dataset's recipe, or the method's own where its registry entry
+    gives one (``recipe_note`` of the result names those).
+
+    A method the registry marks as not trainable yet is skipped and named in the result's
+    ``skipped`` and ``note``; it is picked up as soon as the registry says it trains. An
+    unknown name is a HAANInputError naming the known ones. A compared method has no
+    variant: each runs with the default ("HAAN"), which its configuration requires."""
+    from .errors import HAANInputError
+    from .methods import METHODS
+    methods = list(methods)
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise HAANInputError(f"unknown method {unknown[0]!r}; known: {sorted(METHODS)} "
+                             "(python -m haan_core methods lists them)")
+    labels = [method_label(m) for m in dict.fromkeys(methods)]
+    if len(set(labels)) != len(labels):
+        raise HAANInputError(f"two methods share a label in {labels}: give each its own "
+                             "entry in haan_core.experiments.METHOD_LABELS")
+    runs = MethodRuns(skipped=[m for m in dict.fromkeys(methods) if not METHODS[m].trains])
+    for m in dict.fromkeys(methods):
+        if m in runs.skipped:
+            continue
+        cfg = make_config(dataset, method=m, **params)
+        if data is None:
+            data = load_dataset(cfg)
+        runs[method_label(m)] = cached_train(cfg, cache_dir=cache_dir, data=data)
+    return runs
+
+
 def data_label(cfg_or_dataset) -> str:
     """"SYNTHETIC data ..." or the real dataset's name, for captions."""
     name = getattr(cfg_or_dataset, "dataset", cfg_or_dataset)

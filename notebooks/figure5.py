@@ -20,6 +20,8 @@ seed = 0
 device = "auto"
 epochs = None           # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
+methods = ["liu"]       # compared methods (issue #11), same data and seed; [] for none.
+# "shan" and "tshsr" train too, but slowly on a CPU (SHAN: over a minute an epoch here)
 recall_points = 21
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
@@ -29,9 +31,9 @@ cache_dir = None        # str or None: None keeps trained runs in runs/cache in 
 # The paper's Figure 5 draws precision against recall for I2T and T2I retrieval on each
 # dataset. A curve that encloses a larger area is better. This page draws **measured**
 # curves on the test split twice: first on Corel 5K for the seven configurations of
-# Table 5, read from committed runs, then for HAAN and each of its levels alone, trained
-# here with the parameters above. The paper gives its curves only as pictures, with no
-# numbers to put beside these.
+# Table 5, read from committed runs, then for HAAN, each of its levels alone and the
+# compared methods in `methods`, trained here with the parameters above. The paper gives
+# its curves only as pictures, with no numbers to put beside these.
 
 # %%
 import matplotlib.pyplot as plt
@@ -42,7 +44,7 @@ from myst_nb import glue
 
 from haan_core import sweep
 from haan_core.config import VARIANTS
-from haan_core.experiments import data_label, make_config, train_variants
+from haan_core.experiments import data_label, make_config, train_methods, train_variants
 from haan_core.metrics import pr_curve, retrieval_scores
 from haan_core.models import fuse
 from haan_core.tables import provenance_table
@@ -146,11 +148,26 @@ corel_area.style.format("{:.4f}", na_rep="–", subset=corel_scores).set_caption
 #
 # The configurations in `variants` are trained with the parameters above (by default on
 # the synthetic data), and the same curves are drawn from their fused test matrices.
+# Beside them, dashed, are the compared methods in `methods`, implemented from their
+# papers (SHAN {cite}`ji2021shan`, TSHSR {cite}`chen2023tshsr`, Liu et al.
+# {cite}`liu2023multigrained`) and trained by the same loop on the same data, with the same
+# seed and epochs (a method whose paper gives its own batch size or learning rate keeps it,
+# as a line printed below says). Each one's curve comes from its single test similarity
+# matrix. A method that cannot be trained yet is left out, and a printed line names it.
+# These curves show each implementation running, not those papers' results, which are on
+# other datasets.
 
 # %%
 cfg = make_config(dataset, "HAAN", root=root, seed=seed, device=device, epochs=epochs)
 runs = train_variants(variants, dataset, cache_dir=cache_dir, root=root, seed=seed,
                       device=device, epochs=epochs)
+method_runs = train_methods(methods, dataset, cache_dir=cache_dir, root=root, seed=seed,
+                            device=device, epochs=epochs)   # the Table 3 page's runs, cached
+for line in (method_runs.note, method_runs.recipe_note(cfg)):
+    if line:
+        print(line)
+compared = [m for m in method_runs if m not in runs]
+all_runs = {**runs, **method_runs}
 
 # %% [markdown]
 # Each curve is the mean over queries of the interpolated precision: at recall level
@@ -160,25 +177,31 @@ runs = train_variants(variants, dataset, cache_dir=cache_dir, root=root, seed=se
 # %%
 levels = torch.linspace(0, 1, recall_points, dtype=torch.float64)
 rows = []
-for name, run in runs.items():
+for name, run in all_runs.items():
     ev = run.test_eval
     sim, il, tl = ev["sims"]["fused"], ev["img_labels"], ev["txt_labels"]
+    kind = "compared method" if name in compared else "HAAN configuration"
     for task, s, q, gl in (("I2T", sim, il, tl), ("T2I", sim.T, tl, il)):
         r, p = pr_curve(s, q, gl, levels)
-        rows += [{"method": name, "task": task, "recall": float(a), "precision": float(b)}
-                 for a, b in zip(r, p)]
+        rows += [{"method": name, "kind": kind, "task": task, "recall": float(a),
+                  "precision": float(b)} for a, b in zip(r, p)]
 curves = pd.DataFrame(rows)
+dashes = {k: d for k, d in (("HAAN configuration", ""), ("compared method", (4, 2)))
+          if k in set(curves["kind"])}                 # compared methods dashed
 grid = sns.relplot(curves, x="recall", y="precision", hue="method", col="task",
+                   style="kind", style_order=list(dashes), dashes=dashes,
                    kind="line", marker="o", height=4, aspect=1.1)
 grid.figure.suptitle(f"MEASURED precision-recall, {data_label(cfg)}", y=1.04, fontsize=10)
 plt.show()
 
 # %%
-area = curves.groupby(["method", "task"])["precision"].mean().unstack()
+area = (curves.groupby(["method", "task"])["precision"].mean().unstack()
+        .reindex(list(all_runs)))
 glue("f5_haan_i2t", float(area.loc["HAAN", "I2T"]) if "HAAN" in area.index else float("nan"),
      display=False)
-area.style.format("{:.4f}").set_caption("Mean interpolated precision over the recall "
-                                        "levels (the area under each curve), MEASURED")
+area.style.format("{:.4f}").set_caption(
+    "Mean interpolated precision over the recall levels (the area under each curve), "
+    "MEASURED" + (f"; {', '.join(compared)}: compared methods" if compared else ""))
 
 # %% [markdown]
 # HAAN's I2T curve encloses a mean precision of {glue:text}`f5_haan_i2t:.4f` over the
@@ -186,7 +209,7 @@ area.style.format("{:.4f}").set_caption("Mean interpolated precision over the re
 # then falls to chance. That is why its curve drops steeply at moderate recall.
 
 # %%
-provenance_table(runs)
+provenance_table(all_runs)
 
 # %% [markdown]
 # ## Exercises

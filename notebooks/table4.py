@@ -21,6 +21,8 @@ device = "auto"
 epochs = None           # int or None: None takes the dataset's recipe
 batch_size = None       # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
+methods = ["liu"]       # compared methods (issue #11), same data and seed; [] for none.
+# "shan" and "tshsr" train too, but slowly on a CPU (SHAN: over a minute an epoch here)
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
@@ -37,7 +39,7 @@ cache_dir = None        # str or None: None keeps trained runs in runs/cache in 
 import pandas as pd
 from myst_nb import glue
 
-from haan_core.experiments import data_label, make_config, train_variants
+from haan_core.experiments import data_label, make_config, train_methods, train_variants
 from haan_core.reported import DATASET_TITLES, load
 from haan_core.tables import provenance_table
 
@@ -108,14 +110,23 @@ cfg = make_config(dataset, "HAAN", root=root, seed=seed, device=device, epochs=e
                   batch_size=batch_size)
 runs = train_variants(variants, dataset, cache_dir=cache_dir, root=root, seed=seed,
                       device=device, epochs=epochs, batch_size=batch_size)
+method_runs = train_methods(methods, dataset, cache_dir=cache_dir, root=root, seed=seed,
+                            device=device, epochs=epochs, batch_size=batch_size)
+for line in (method_runs.note, method_runs.recipe_note(cfg)):
+    if line:
+        print(line)
+compared = [m for m in method_runs if m not in runs]
+all_runs = {**runs, **method_runs}
 rows = []
-for name, run in runs.items():
+for name, run in all_runs.items():
     r = run.result
     iters = len(r["loss_history"])
     epochs_run = len(r["val_history"])
     reported = rep.loc[name, DATASET_TITLES[dataset]] \
         if name in rep.index and DATASET_TITLES.get(dataset) in rep.columns else None
-    rows.append({"method": name, "device (measured)": r["device"],
+    rows.append({"method": name,
+                 "kind": "compared method" if name in compared else "HAAN configuration",
+                 "device (measured)": r["device"],
                  "epochs": epochs_run, "iterations": iters,
                  "measured s": r["train_seconds"],
                  "measured s / epoch": r["train_seconds"] / epochs_run,
@@ -125,7 +136,8 @@ measured = pd.DataFrame(rows).set_index("method")
 measured.style.format({"measured s": "{:.1f}", "measured s / epoch": "{:.2f}",
                        "measured ms / iteration": "{:.0f}",
                        "reported s (same dataset)": "{:,.0f}"}, na_rep="–") \
-    .set_caption(f"MEASURED on {data_label(cfg)}")
+    .set_caption(f"MEASURED on {data_label(cfg)}" +
+                 (f"; {', '.join(compared)}: compared methods" if compared else ""))
 
 # %%
 haan = measured.loc["HAAN"] if "HAAN" in measured.index else measured.iloc[0]
@@ -148,9 +160,18 @@ glue("t4_width_note", "the same as the paper's" if cfg.embed_dim == 1024 else
 # On the paper's datasets the "reported s" column fills in beside the measured time. A
 # benchmark that prints timings for a chosen device is `python -m haan_core train
 # --dataset ... --device cuda`, whose JSON records `train_seconds`.
+#
+# The rows of kind "compared method" are the methods in `methods`, implemented from their
+# papers (SHAN {cite}`ji2021shan`, TSHSR {cite}`chen2023tshsr`, Liu et al.
+# {cite}`liu2023multigrained`; one not trainable yet is left out and named in a line
+# printed above the table). Each is trained by the same loop on the same data, with the
+# same seed, epochs and batch, except where a method's paper gives its own batch size or
+# learning rate (a printed line names those; the "iterations" column shows the batches).
+# Their times are those of this project's implementations on this machine, not of their
+# authors' code, and like HAAN's they are not comparable with the paper's Table 4.
 
 # %%
-provenance_table(runs)
+provenance_table(all_runs)
 
 # %% [markdown]
 # ## Exercises
