@@ -201,7 +201,8 @@ glue("f5_haan_i2t", float(area.loc["HAAN", "I2T"]) if "HAAN" in area.index else 
      display=False)
 area.style.format("{:.4f}").set_caption(
     "Mean interpolated precision over the recall levels (the area under each curve), "
-    "MEASURED" + (f"; {', '.join(compared)}: compared methods" if compared else ""))
+    "MEASURED" + (f"; compared method{'s' * (len(compared) > 1)}: {', '.join(compared)}"
+                 if compared else ""))
 
 # %% [markdown]
 # HAAN's I2T curve encloses a mean precision of {glue:text}`f5_haan_i2t:.4f` over the

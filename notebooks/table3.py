@@ -108,7 +108,8 @@ measured = measured_map(all_runs)
 table = compare(measured, dataset)
 caption = (f"MEASURED on {data_label(cfg)}: seed {seed}, {cfg.epochs} epochs, "
            f"batch {cfg.batch_size}, rho {cfg.rho}" +
-           (f"; the last {len(compared)} rows ({', '.join(compared)}) are compared methods, "
+           (f"; compared method{'s' * (len(compared) > 1)} in the last "
+            f"row{'s' * (len(compared) > 1)}: {', '.join(compared)}, "
             "trained by the same loop on the same data" if compared else ""))
 style_best(table, caption=caption)
 
@@ -179,7 +180,8 @@ recall_rows["(reference) classes perfect, random within a class"] = {
 recall_table = pd.DataFrame(recall_rows).T
 display(recall_table.style.format("{:.3f}").set_caption(
     f"MEASURED Recall@K on {data_label(cfg)} ({len(img_labels)} test pairs), same runs as "
-    "above" + (f"; {', '.join(compared)}: compared methods" if compared else "")))
+    "above" + (f"; compared method{'s' * (len(compared) > 1)}: {', '.join(compared)}"
+                 if compared else "")))
 
 # %% [markdown]
 # ## Where the measured numbers come from

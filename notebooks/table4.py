@@ -137,7 +137,8 @@ measured.style.format({"measured s": "{:.1f}", "measured s / epoch": "{:.2f}",
                        "measured ms / iteration": "{:.0f}",
                        "reported s (same dataset)": "{:,.0f}"}, na_rep="–") \
     .set_caption(f"MEASURED on {data_label(cfg)}" +
-                 (f"; {', '.join(compared)}: compared methods" if compared else ""))
+                 (f"; compared method{'s' * (len(compared) > 1)}: {', '.join(compared)}"
+                 if compared else ""))
 
 # %%
 haan = measured.loc["HAAN"] if "HAAN" in measured.index else measured.iloc[0]

@@ -76,7 +76,7 @@ def _outputs(nb):
 
 def test_table3_reexecutes_with_new_parameters(tmp_path):
     """papermill re-runs Table 3 with other parameters; its tables reflect them."""
-    params = {"seed": 3, "epochs": 2, "variants": ["HAAN-GCM", "HAAN"],
+    params = {"seed": 3, "epochs": 2, "variants": ["HAAN-GCM", "HAAN"], "methods": ["liu"],
               "cache_dir": str(tmp_path / "cache")}
     out = run_notebook("table3", params, out_dir=tmp_path, log=lambda *_: None)
     nb = nbformat.read(out, as_version=4)
@@ -85,14 +85,16 @@ def test_table3_reexecutes_with_new_parameters(tmp_path):
     text = _outputs(nb)
     assert "seed 3, 2 epochs" in text                      # the caption of the measured table
     assert "HAAN-GCM" in text and "HAAN-LCM-AWL" not in text   # only the variants asked for
+    assert "Liu et al." in text                              # and the compared method
     # provenance rows: one per run, with the seed and epochs asked for
     runs = [json.loads(p.read_text()) for p in (tmp_path / "cache").glob("*/result.json")]
-    assert sorted(r["variant"] for r in runs) == ["HAAN", "HAAN-GCM"]
+    assert sorted((r["method"], r["variant"]) for r in runs) == [
+        ("haan", "HAAN"), ("haan", "HAAN-GCM"), ("liu", "HAAN")]
     assert all(r["provenance"]["seed"] == 3 and len(r["val_history"]) == 2 for r in runs)
     # the glued prose number is the measured HAAN AVG of this run
     glued = [o for c in nb.cells for o in c.get("outputs", [])
              if "t3_haan_avg" in json.dumps(o.get("metadata", {}))]
-    haan = next(r for r in runs if r["variant"] == "HAAN")
+    haan = next(r for r in runs if (r["method"], r["variant"]) == ("haan", "HAAN"))
     assert glued and f"{haan['avg']}"[:6] in json.dumps(glued[0]["data"])
 
 
