@@ -95,7 +95,7 @@ class HAANConfig:
         values = dict(DATASET_RECIPES.get(dataset, {}))
         if overrides.get("method", "haan") != "haan":   # a compared method's own settings
             from .methods import recipe
-            values.update(recipe(overrides["method"]))
+            values.update(recipe(overrides["method"], dataset))
         values.update(overrides)
         unknown = set(values) - {f.name for f in dataclasses.fields(cls)}
         if unknown:

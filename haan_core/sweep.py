@@ -60,10 +60,16 @@ class Spec:
     base: tuple = ()          # ((field, value), ...): the grid's own, on top of the recipe
 
     @property
+    def method(self) -> str:
+        return dict(self.overrides).get("method", "haan")
+
+    @property
     def name(self) -> str:
-        changed = "".join(f"-{k}{v}" for k, v in self.overrides)
-        variant = self.variant.replace("(", "_").replace(")", "")   # a plain file name
-        return f"{variant}{changed}-seed{self.seed}"
+        """HAAN's runs by variant ("HAAN-GCM-seed0"), other methods by name ("liu-seed0")."""
+        changed = "".join(f"-{k}{v}" for k, v in self.overrides if k != "method")
+        head = self.variant if self.method == "haan" else self.method
+        head = head.replace("(", "_").replace(")", "")   # a plain file name
+        return f"{head}{changed}-seed{self.seed}"
 
     def config(self, **run_options) -> HAANConfig:
         return HAANConfig.for_dataset(self.dataset, variant=self.variant, seed=self.seed,
@@ -94,6 +100,14 @@ GRIDS = {
     "figure6": Grid("figure6", "corel5k", "Figure 6: HAAN with the AWL margin rho varied",
                     tuple(("HAAN", () if r == 0.6 else (("rho", r),)) for r in RHOS)),
 }
+# each compared method with its own paper's recipe (methods.recipe), on HAAN's features;
+# one grid each (they differ a lot in cost), and all three as "methods"
+COMPARED = ("liu", "shan", "tshsr")
+for _m in COMPARED:
+    GRIDS[_m] = Grid(_m, "corel5k", f"Table 3: {_m} (a compared method)",
+                     (("HAAN", (("method", _m),)),))
+GRIDS["methods"] = Grid("methods", "corel5k", "Table 3: the compared methods",
+                        tuple(("HAAN", (("method", m),)) for m in COMPARED))
 
 
 # The modules a HAAN run executes, and the one function of a presentation module that
@@ -115,16 +129,26 @@ def _function_source(module_text: str, name: str) -> str:
     return ast.get_source_segment(module_text, node)
 
 
-def method_code(read=None) -> str:
-    """sha256 of the code a HAAN run executes (:data:`HAAN_MODULES`, :data:`HAAN_FUNCTIONS`).
-    ``read(name) -> bytes`` reads a module of haan_core (default: this checkout's), so the
-    hash of the code at another commit can be computed from git."""
+# A compared method's run executes HAAN's training loop and data code too, and these.
+METHOD_MODULES = {"liu": ("methods/__init__.py", "methods/liu.py"),
+                  "shan": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py"),
+                  "tshsr": ("methods/__init__.py", "methods/ranking.py", "methods/tshsr.py")}
+
+
+def method_code(read=None, method: str = "haan") -> str:
+    """sha256 of the code a HAAN run executes (:data:`HAAN_MODULES`, :data:`HAAN_FUNCTIONS`),
+    and for another method its modules too (:data:`METHOD_MODULES`). ``read(name) -> bytes``
+    reads a module of haan_core (default: this checkout's), so the hash of the code at
+    another commit can be computed from git."""
     import hashlib
 
     from .provenance import PACKAGE_DIR
     read = read or (lambda name: (PACKAGE_DIR / name).read_bytes())
+    if method != "haan" and method not in METHOD_MODULES:
+        raise HAANInputError(f"no code list for method {method!r}: add it to "
+                             "sweep.METHOD_MODULES")
     h = hashlib.sha256()
-    for name in HAAN_MODULES:
+    for name in HAAN_MODULES + METHOD_MODULES.get(method, ()):
         h.update(name.encode())
         h.update(read(name))
     for name, fn in HAAN_FUNCTIONS:
@@ -204,7 +228,7 @@ def record(spec: Spec, result, code: str, workers: int, matrices: Path) -> dict:
     prov = {**prov, "config": {**prov["config"], **{k: None for k in MACHINE_FIELDS}}}
     per_epoch = sum(1 for r in result.loss_history if r["epoch"] == 0)
     return {"name": spec.name, "source": "measured", "dataset": spec.dataset,
-            "variant": spec.variant, "seed": spec.seed, "overrides": dict(spec.overrides),
+            "method": spec.method, "variant": spec.variant, "seed": spec.seed, "overrides": dict(spec.overrides),
             "base": dict(spec.base),
             "identity": identity(spec.config()), "code": code,
             "i2t": result.test["i2t"], "t2i": result.test["t2i"], "avg": result.test["avg"],
@@ -226,7 +250,7 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
     import torch
 
     from .train import train
-    code = method_code()
+    code = method_code(method=spec.method)
     if workers > 1:   # share the CPU's cores between the workers instead of oversubscribing
         import os
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
@@ -246,10 +270,12 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
     return {"name": spec.name, "avg": rec["avg"], "train_seconds": rec["train_seconds"]}
 
 
-def load_runs(dataset: str = "corel5k", results_dir=None) -> list:
-    """Every committed run of ``dataset``, in name order."""
+def load_runs(dataset: str = "corel5k", results_dir=None, method: str | None = "haan") -> list:
+    """The committed runs of ``dataset`` made by ``method`` (None: every method), in name
+    order."""
     folder = Path(results_dir or RUNS_DIR) / dataset
-    return [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    runs = [json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))]
+    return [r for r in runs if method is None or r.get("method", "haan") == method]
 
 
 def load_matrices(rec: dict, results_dir=None) -> dict:
@@ -263,9 +289,10 @@ def load_matrices(rec: dict, results_dir=None) -> dict:
 
 def plan(grid: Grid, seeds=None, results_dir=None) -> tuple:
     """(runs still to do, runs done) of ``grid``."""
-    code = method_code()
+    codes = {}
     todo, done = [], []
     for spec in grid.specs(seeds):
+        code = codes.setdefault(spec.method, method_code(method=spec.method))
         (done if is_done(spec, code, results_dir) else todo).append(spec)
     return todo, done
 
@@ -371,11 +398,17 @@ def select(records: list, variant: str | None = None, **overrides) -> list:
             and r.get("overrides", {}) == overrides]
 
 
+def row_of(rec: dict) -> str:
+    """A run's row in a table: HAAN's variant, or the compared method's name."""
+    method = rec.get("method", "haan")
+    return rec["variant"] if method == "haan" else method
+
+
 def over_seeds(records: list, order=None):
-    """Runs grouped by variant: mean, sd (n - 1) and n of I2T, T2I, AVG over seeds, and
+    """Runs grouped by row (HAAN's variant or a compared method, :func:`row_of`): mean, sd (n - 1) and n of I2T, T2I, AVG over seeds, and
     the seeds. Variants in ``order`` first (those without runs are left out)."""
     import pandas as pd
-    df = pd.DataFrame([{"variant": r["variant"], "seed": r["seed"], "i2t": r["i2t"],
+    df = pd.DataFrame([{"variant": row_of(r), "seed": r["seed"], "i2t": r["i2t"],
                         "t2i": r["t2i"], "avg": r["avg"]} for r in records])
     if df.empty:
         return pd.DataFrame()

@@ -141,10 +141,24 @@ def test_options_of_a_method_that_has_none_are_refused():
 
 def test_liu_recipe_lies_over_the_dataset_and_flags_over_it():
     cfg = HAANConfig.for_dataset("corel5k", method="liu")
-    assert (cfg.batch_size, cfg.lr, cfg.epochs) == (80, 1e-3, 100)
+    assert (cfg.batch_size, cfg.lr, cfg.epochs) == (80, 1e-3, 176)   # 10,000 iterations
     assert HAANConfig.for_dataset("corel5k", method="liu", batch_size=50).batch_size == 50
+    assert HAANConfig.for_dataset("corel5k", method="liu", epochs=3).epochs == 3
+    assert HAANConfig.for_dataset("pascal", method="liu").epochs == 30   # Pascal's own E
     assert HAANConfig.for_dataset("corel5k").batch_size == 100   # HAAN keeps its own
     assert method_options(cfg)["margins"] == (7.0, 7.5, 8.0)
+
+
+@pytest.mark.parametrize("dataset, margins", [("corel5k", (7.0, 7.5, 8.0)),
+                                              ("pascal", (1.0, 3.0, 7.0)),
+                                              ("wiki", (7.0, 7.5, 8.0)),
+                                              ("synthetic", (7.0, 7.5, 8.0))])
+def test_each_dataset_takes_liu_et_als_best_margin_set_unless_one_is_given(dataset, margins):
+    cfg = HAANConfig.for_dataset(dataset, method="liu")
+    assert method_options(cfg)["margins"] == margins
+    given = HAANConfig.for_dataset(dataset, method="liu",
+                                   method_options={"margins": [0.1, 0.5, 0.7]})
+    assert method_options(given)["margins"] == [0.1, 0.5, 0.7]
 
 
 

@@ -56,7 +56,7 @@ def test_finished_runs_are_written_and_skipped_and_a_code_change_reruns(tmp_path
     todo, done = S.plan(tiny_grid(), results_dir=tmp_path)
     assert [s.name for s in todo] == ["HAAN-seed1"] and len(done) == 3
     # other training code: every run is to be made again
-    monkeypatch.setattr(S, "method_code", lambda read=None: "0" * 64)
+    monkeypatch.setattr(S, "method_code", lambda read=None, method="haan": "0" * 64)
     assert len(S.plan(tiny_grid(), results_dir=tmp_path)[0]) == 4
 
 
@@ -110,6 +110,51 @@ def test_worker_processes_and_submitits_local_executor_give_the_same_runs(tmp_pa
         assert a["concurrent_runs"] == b["concurrent_runs"] == 2
 
 
+def test_the_methods_grid_runs_each_compared_method_with_its_own_recipe():
+    specs = S.GRIDS["methods"].specs()
+    assert [s.name for s in specs[:3]] == ["liu-seed0", "shan-seed0", "tshsr-seed0"]
+    assert len(specs) == 9 and {s.seed for s in specs} == {0, 1, 2}
+    liu = specs[0].config()
+    assert (liu.method, liu.backbone, liu.epochs, liu.batch_size, liu.lr) == \
+        ("liu", "efficientnet_lite0", 176, 80, 1e-3)   # 10,000 iterations of batch 80
+    shan = specs[1].config()
+    assert shan.method == "shan" and shan.variant == "HAAN"
+    assert [s.name for s in S.grid_named("liu").specs()] == ["liu-seed0", "liu-seed1",
+                                                             "liu-seed2"]
+
+
+def test_a_compared_methods_run_is_kept_apart_from_haans(tmp_path):
+    grid = S.Grid("tiny", "synthetic", "", (("HAAN", ()), ("HAAN", (("method", "liu"),))),
+                  base=TINY, seeds=(0,))
+    S.sweep(grid, device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    assert [r["name"] for r in S.load_runs("synthetic", tmp_path)] == ["HAAN-seed0"]
+    liu = S.load_runs("synthetic", tmp_path, method="liu")
+    assert [r["name"] for r in liu] == ["liu-seed0"] and liu[0]["method"] == "liu"
+    assert liu[0]["code"] == S.method_code(method="liu") != S.method_code()
+    assert liu[0]["matrices"]["keys"] == ["S"]
+    both = S.load_runs("synthetic", tmp_path, method=None)
+    assert list(S.over_seeds(both).index) == ["HAAN", "liu"]
+    assert S.select(both, "HAAN") == S.load_runs("synthetic", tmp_path)   # HAAN's only
+    assert not S.plan(grid, results_dir=tmp_path)[0]
+
+
+def test_a_methods_code_hash_sees_its_own_modules_and_no_others():
+    from haan_core.provenance import PACKAGE_DIR
+
+    def edited(module):
+        return lambda name: (PACKAGE_DIR / name).read_bytes() + \
+            (b"\n# x" if name == module else b"")
+    liu = S.method_code(method="liu")
+    assert S.method_code(edited("methods/liu.py"), method="liu") != liu
+    assert S.method_code(edited("train.py"), method="liu") != liu     # the shared loop
+    assert S.method_code(edited("methods/shan.py"), method="liu") == liu
+    assert S.method_code(edited("methods/liu.py")) == S.method_code()  # HAAN's: unchanged
+    assert S.method_code(edited("methods/ranking.py"), method="tshsr") != \
+        S.method_code(method="tshsr")
+    with pytest.raises(HAANInputError, match="METHOD_MODULES"):
+        S.method_code(method="nope")
+
+
 def test_cli_lists_a_grid_and_refuses_a_run_without_data():
     run = lambda *a: subprocess.run([sys.executable, "-m", "haan_core", "sweep", *a],
                                     capture_output=True, text=True)
@@ -121,7 +166,7 @@ def test_cli_lists_a_grid_and_refuses_a_run_without_data():
     assert bad.returncode == 2 and "comma-separated integers" in bad.stderr
 
 
-COMMITTED = S.load_runs("corel5k")
+COMMITTED = S.load_runs("corel5k", method=None)   # HAAN and the compared methods
 
 
 @pytest.mark.parametrize("rec", COMMITTED, ids=lambda r: r["name"])
@@ -213,7 +258,7 @@ def test_a_recorded_equivalence_keeps_runs_across_a_refactor_only_forward(tmp_pa
                                                                          monkeypatch):
     S.sweep(tiny_grid(seeds=(0,)), device="cpu", results_dir=tmp_path, log=lambda *_: None)
     old = S.method_code()
-    monkeypatch.setattr(S, "method_code", lambda read=None: "b" * 64)
+    monkeypatch.setattr(S, "method_code", lambda read=None, method="haan": "b" * 64)
     assert len(S.plan(tiny_grid(seeds=(0,)), results_dir=tmp_path)[0]) == 2
     eq = tmp_path / "code_equivalences.json"
     eq.write_text(json.dumps([{"from": "b" * 64, "to": old, "evidence": "wrong way"}]))
