@@ -128,12 +128,11 @@ class HAANConfig:
         if not isinstance(self.method_options, dict):
             raise HAANInputError(f"method_options must be a dict, got {self.method_options!r}")
         if self.method_options:
-            if self.method == "liu":
-                from .methods.liu import method_options
-                method_options(self)   # unknown keys and bad values are clear errors
-            else:
-                raise HAANInputError(f"method {self.method!r} has no method options, got "
-                                     f"{sorted(self.method_options)}; only liu has them")
+            if self.method == "haan":
+                raise HAANInputError(f"method_options are a compared method's (--method); "
+                                     f"HAAN has none, got {sorted(self.method_options)}")
+            from .methods import method_options
+            method_options(self)   # unknown keys and bad values are clear errors
         if self.variant not in VARIANTS:
             raise HAANInputError(f"unknown variant {self.variant!r}; known: {list(VARIANTS)}")
         if self.backbone not in ("vgg19", "efficientnet_lite0"):

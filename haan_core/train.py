@@ -194,6 +194,8 @@ def _train(cfg, data, log):
         for opt in opts.values():
             for group in opt.param_groups:
                 group["lr"] = lr
+        if hasattr(loss_fn, "set_epoch"):   # a loss with a warm-up (methods.WarmupRanking)
+            loss_fn.set_epoch(epoch)
         order = train_idx[torch.randperm(len(train_idx), generator=gen)]
         epoch_records = []
         for s in range(0, len(order), cfg.batch_size):

@@ -58,3 +58,63 @@ def test_haan_is_still_the_default_and_a_method_is_part_of_the_configuration():
     assert cfg.method == "haan" and cfg.to_dict()["method"] == "haan"
     with pytest.raises(HAANInputError, match="known"):
         cfg.replace(method="nope")
+
+
+def test_shan_and_tshsr_take_their_papers_recipes_over_the_dataset():
+    shan = HAANConfig.for_dataset("corel5k", method="shan")
+    assert (shan.epochs, shan.batch_size, shan.lr, shan.tri_margin, shan.tri_hardest) == \
+        (30, 128, 2e-4, 0.2, True)
+    tshsr = HAANConfig.for_dataset("corel5k", method="tshsr")
+    assert (tshsr.epochs, tshsr.decay_epoch, tshsr.batch_size, tshsr.lr) == (40, 30, 128, 2e-4)
+    assert HAANConfig.for_dataset("corel5k", method="tshsr", epochs=4).epochs == 4
+
+
+class _Recorder:
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, sim, il, tl, margin, hardest):
+        self.calls.append(hardest)
+        return sim.sum() * 0
+
+
+def test_the_warm_up_sums_over_negatives_for_its_epochs_then_takes_the_hardest():
+    from haan_core.methods import WarmupRanking
+    import torch
+    rec = _Recorder()
+    loss = WarmupRanking(rec, 0.2, True, warmup_epochs=2)
+    s, lab = torch.zeros(2, 2), torch.tensor([0, 1])
+    for epoch in range(4):
+        loss.set_epoch(epoch)
+        loss(s, lab, lab)
+    assert rec.calls == [False, False, True, True]
+    plain = WarmupRanking(rec, 0.2, False, warmup_epochs=0)   # --no-tri-hardest: never
+    plain.set_epoch(5)
+    plain(s, lab, lab)
+    assert rec.calls[-1] is False
+
+
+def test_the_training_loop_tells_a_methods_loss_each_epoch(monkeypatch):
+    import haan_core.methods as M
+    seen = []
+    real = M.method_loss
+
+    def spy(cfg):
+        loss = real(cfg)
+        orig = loss.set_epoch
+        loss.set_epoch = lambda e: (seen.append(e), orig(e))
+        return loss
+    monkeypatch.setattr(M, "method_loss", spy)
+    cfg = HAANConfig.for_dataset("synthetic", method="tshsr", epochs=3, batch_size=40,
+                                 embed_dim=8, word_dim=8, progress=False, device="cpu",
+                                 extra=TINY)
+    train(cfg)
+    assert seen == [0, 1, 2]
+
+
+@pytest.mark.parametrize("opts,words", [({"warmup_epochs": -1}, "integer >= 0"),
+                                        ({"warmup_epochs": 1.5}, "integer >= 0"),
+                                        ({"warmup": 1}, "unknown option")])
+def test_bad_warm_up_options_are_clear_errors(opts, words):
+    with pytest.raises(HAANInputError, match=words):
+        HAANConfig.for_dataset("synthetic", method="tshsr", method_options=opts)
