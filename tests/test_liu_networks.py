@@ -178,6 +178,31 @@ def test_liu_trains_from_the_command_line(tmp_path, framework1):
     assert r["provenance"]["config"]["method_options"]["framework1"] == framework1
 
 
+@pytest.mark.parametrize("framework1", ["concat", "rbm"])
+def test_a_trained_liu_network_loads_into_a_fresh_one_and_scores_the_same(framework1):
+    """Framework I's standardisations are buffers from the start, so a checkpoint holds
+    them and a network built without fitting takes them back."""
+    from haan_core.datasets import load_dataset
+    from haan_core.methods import build_method
+    from haan_core.methods.liu import LiuNet
+    cfg = HAANConfig.for_dataset("synthetic", method="liu", embed_dim=32, word_dim=16,
+                                 device="cpu", progress=False,
+                                 extra={"n_train": 120, "n_val": 20, "n_test": 30},
+                                 method_options={"framework1": framework1, "rbm_epochs": 1,
+                                                 "mlp_epochs": 1})
+    data = load_dataset(cfg)
+    net = build_method(cfg, data).net
+    fresh = LiuNet(data.feat_dim, data.patch_dim, len(data.vocab),
+                   int(data.labels.max()) + 1, embed_dim=32, framework1=framework1 == "rbm")
+    fresh.load_state_dict(net.state_dict())   # strict: the same keys and shapes
+    b = data.batch(data.splits["test"], "cpu")
+
+    def scores(n):
+        img = n.encode_images((b["global"], b["patches"]))
+        return n.similarity(img, n.encode_texts(b["tokens"], b["lengths"]))
+    assert torch.equal(scores(net), scores(fresh))
+
+
 def test_liu_beats_chance_on_the_synthetic_default():
     from haan_core.train import train
     r = train(HAANConfig.for_dataset("synthetic", method="liu", epochs=10, embed_dim=128,

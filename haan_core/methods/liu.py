@@ -278,10 +278,16 @@ class Standardize(nn.Module):
     """Zero mean, unit variance per feature, from the train split (Gaussian RBMs assume
     unit-variance visible units)."""
 
-    def __init__(self, x: torch.Tensor):
-        super().__init__()
-        self.register_buffer("mean", x.mean(0))
-        self.register_buffer("std", x.std(0).clamp_min(1e-6))
+    def __init__(self, dim: int):
+        super().__init__()   # the identity until fitted; buffers, so a checkpoint holds them
+        self.register_buffer("mean", torch.zeros(dim))
+        self.register_buffer("std", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, x: torch.Tensor) -> "Standardize":
+        self.mean.copy_(x.mean(0))
+        self.std.copy_(x.std(0).clamp_min(1e-6))
+        return self
 
     def forward(self, x):
         return (x - self.mean) / self.std
@@ -318,7 +324,11 @@ class FrameworkI(nn.Module):
             "fine": RBM(w(1024), w(1024), "gaussian"),
             "top": RBM(2 * w(1024), w(2048), "binary")}) for m in ("image", "text")})
         self.ff = nn.ModuleDict({m: three_layers(w(2048), w(1024)) for m in ("image", "text")})
-        self.norm = nn.ModuleDict()   # Standardize layers, made by fit
+        # Standardize layers of the inputs and of each stage's outputs, fitted by fit()
+        self.norm = nn.ModuleDict({"img": Standardize(img_dim), "patch": Standardize(patch_dim),
+                                   **{k: Standardize(w(1024)) for k in (
+                                       "OI", "OIP", "OT", "OTP", "image_rc", "image_rf",
+                                       "text_rc", "text_rf")}})
         self.out_dim = w(1024)
 
     # the four granularities as the DBNs see them, and their outputs O (eq. 8 merges)
@@ -370,8 +380,8 @@ class FrameworkI(nn.Module):
         g, p, tok, n = b["global"], b["patches"], b["tokens"], b["lengths"]
         labels = b["img_labels"]
         self.to(device)
-        self.norm["img"] = Standardize(g)
-        self.norm["patch"] = Standardize(p.reshape(-1, p.shape[-1]))
+        self.norm["img"].fit(g)
+        self.norm["patch"].fit(p.reshape(-1, p.shape[-1]))
         # 3.2.1: the four DBNs (CD-1, greedy)
         self.img_dbn.fit(self.norm["img"](g), ep, lr, bs, gen)
         self.patch_dbn.fit(self.norm["patch"](p.reshape(-1, p.shape[-1])), ep, lr, bs, gen)
@@ -386,7 +396,7 @@ class FrameworkI(nn.Module):
             o_t, m_tp = self._text_O(tok, n)
             # the DBNs' outputs are probabilities near 0.5: standardised for what follows
             for key, x in (("I", o_i), ("IP", m_ip), ("T", o_t), ("TP", m_tp)):
-                self.norm["O" + key] = Standardize(x)
+                self.norm["O" + key].fit(x)
             o_i, m_ip = self.norm["OI"](o_i), self.norm["OIP"](m_ip)
             o_t, m_tp = self.norm["OT"](o_t), self.norm["OTP"](m_tp)
         # eqs. 7 and 9: the joint optimisation of each granularity
@@ -398,8 +408,8 @@ class FrameworkI(nn.Module):
             keys = ("I", "IP") if modality == "image" else ("T", "TP")
             with torch.no_grad():
                 r_c, r_f = self.rec[keys[0]](c), self.rec[keys[1]](f)
-            self.norm[modality + "_rc"] = Standardize(r_c)
-            self.norm[modality + "_rf"] = Standardize(r_f)
+            self.norm[modality + "_rc"].fit(r_c)
+            self.norm[modality + "_rf"].fit(r_f)
             j = self.joint[modality]
             j["coarse"].fit(self.norm[modality + "_rc"](r_c), ep, lr, bs, gen)
             j["fine"].fit(self.norm[modality + "_rf"](r_f), ep, lr, bs, gen)
