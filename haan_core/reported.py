@@ -15,7 +15,12 @@ FILES = {"table3": "table3_reported_map.csv",
          "table6": "table6_reported_ablation_map.csv",
          # Liu et al., Cross-media retrieval via fusing multi-modality and multi-grained
          # data (2023), Table 4: mAP on Pascal Sentence, Corel 5K and NUS-WIDE 5K
-         "liu2023_table4": "liu2023_table4_reported_map.csv"}
+         "liu2023_table4": "liu2023_table4_reported_map.csv",
+         # ... and their Table 3: training seconds of Framework I and of Framework II for
+         # 10,000 and 20,000 iterations, on an Intel Core i5-9400F with an Nvidia GPU
+         # (printed "GTX 2080", 8 GB) and 48 GB of RAM
+         "liu2023_table3": "liu2023_table3_reported_training_seconds.csv"}
+LIU_HARDWARE = "Intel Core i5-9400F, Nvidia GPU printed as \"GTX 2080\" (8 GB), 48 GB RAM"
 
 # dataset names of haan_core -> column prefixes of the CSVs
 COLUMN_PREFIX = {"corel5k": "corel5k", "pascal": "pascal", "wiki": "wiki"}
@@ -25,7 +30,8 @@ DATASET_TITLES = {"corel5k": "Corel 5K", "pascal": "Pascal Sentence", "wiki": "W
 
 def load(table: str) -> pd.DataFrame:
     """A reported table: "table3" (mAP), "table4" (training seconds), "table6" (ablation),
-    or "liu2023_table4" (Liu et al.'s mAP; an empty cell is a method they did not report)."""
+    "liu2023_table4" (Liu et al.'s mAP; an empty cell is a method they did not report) or
+    "liu2023_table3" (Liu et al.'s training seconds per dataset)."""
     if table not in FILES:
         raise ValueError(f"unknown reported table {table!r}; known: {sorted(FILES)}")
     with resources.files("haan_core.paper_tables").joinpath(FILES[table]).open() as f:

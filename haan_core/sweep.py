@@ -222,7 +222,18 @@ def _objective(loss_history: list) -> dict:
     return {k: [float(f"{r[k]:.4g}") for r in loss_history] for k in keys}
 
 
-def record(spec: Spec, result, code: str, workers: int, matrices: Path) -> dict:
+def _load_average():
+    """The machine's 1-minute load average (None where the OS has none): with the run's own
+    threads, it says whether something else shared the machine while the run was timed."""
+    import os
+    try:
+        return round(os.getloadavg()[0], 2)
+    except (AttributeError, OSError):
+        return None
+
+
+def record(spec: Spec, result, code: str, workers: int, matrices: Path,
+           load: dict | None = None) -> dict:
     """The committed form of a TrainResult."""
     prov = result.provenance
     prov = {**prov, "config": {**prov["config"], **{k: None for k in MACHINE_FIELDS}}}
@@ -237,6 +248,7 @@ def record(spec: Spec, result, code: str, workers: int, matrices: Path) -> dict:
             "objective": {"iterations_per_epoch": per_epoch, **_objective(result.loss_history)},
             "train_seconds": result.train_seconds, "device": result.device,
             "concurrent_runs": workers,
+            "machine_load_1min": load or {},   # before and after training
             "matrices": {"file": matrices.name, "bytes": matrices.stat().st_size,
                          "dtype": "float16", "keys": sorted(result.test_eval["sims"].keys()
                                                             - {"fused"})},
@@ -254,7 +266,9 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
     if workers > 1:   # share the CPU's cores between the workers instead of oversubscribing
         import os
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+    load = {"before": _load_average()}
     result = train(spec.config(root=root, device=device, progress=False))
+    load["after"] = _load_average()
     js, npz = paths_of(spec, results_dir)
     sims = {k: v.to(torch.float16).numpy() for k, v in result.test_eval["sims"].items()
             if k != "fused" and v is not None}
@@ -265,7 +279,7 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
         with open(tmp, "wb") as f:   # a file object: numpy would add .npz to a name
             np.savez_compressed(f, **sims, **labels)
     atomic_write(npz, write_npz)
-    rec = record(spec, result, code, workers, npz)
+    rec = record(spec, result, code, workers, npz, load)
     write_json(js, rec)
     return {"name": spec.name, "avg": rec["avg"], "train_seconds": rec["train_seconds"]}
 

@@ -105,3 +105,49 @@ def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["", "source"])
     out.attrs["dataset"] = dataset
     return out
+
+
+# The REPORTED row that a measured row over seeds is laid beside: (reported table, its row,
+# where it is from). HAAN's variants and the methods of HAAN's Table 3 are found there by
+# name; a compared method that reports itself elsewhere is named here.
+REPORTED_ROWS = {"liu": ("liu2023_table4", "Liu et al. (their method)", "Liu et al.'s Table 4")}
+
+
+def compare_methods_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """Like :func:`compare_over_seeds`, for rows that are methods: each measured row beside
+    its own paper's reported row where that paper reports it (HAAN's Table 3 for HAAN and
+    the methods it lists, :data:`REPORTED_ROWS` for the others), with a column naming the
+    source; empty where no paper reports the method on ``dataset``."""
+    from .reported import COLUMN_PREFIX, load
+    haan = reported_map(dataset)
+    prefix = COLUMN_PREFIX.get(dataset)
+    rep = {k: [] for k in (*METRICS, "source")}
+    for row in summary.index:
+        vals, source = {k: float("nan") for k in METRICS}, ""
+        if row in REPORTED_ROWS and prefix:
+            table, name, source = REPORTED_ROWS[row]
+            t = load(table).set_index("method")
+            if name in t.index and f"{prefix}_avg" in t.columns \
+                    and pd.notna(t.loc[name, f"{prefix}_avg"]):
+                vals = {k: float(t.loc[name, f"{prefix}_{k}"]) for k in METRICS}
+            else:
+                source = ""
+        elif row in haan.index:
+            vals = {k: float(haan.loc[row, k]) for k in METRICS}
+            source = f"HAAN's {haan.loc[row, 'table']}"
+        for k in METRICS:
+            rep[k].append(vals[k])
+        rep["source"].append(source or "not reported")
+    cols = {}
+    for key, title in METRICS.items():
+        r = pd.Series(rep[key], index=summary.index)
+        cols[(title, "measured mean")] = summary[("mean", key)]
+        cols[(title, "sd")] = summary[("sd", key)]
+        cols[(title, "reported")] = r
+        cols[(title, "difference")] = summary[("mean", key)] - r
+    cols[("", "reported in")] = pd.Series(rep["source"], index=summary.index)
+    cols[("", "seeds")] = summary[("seeds", "")]
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["", "source"])
+    out.attrs["dataset"] = dataset
+    return out

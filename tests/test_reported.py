@@ -58,3 +58,19 @@ def test_shared_corel5k_rows_are_the_methods_in_both_tables_and_the_own_rows():
     assert last["diff AVG"] == 0.0
     jfssl = shared.set_index("HAAN's Table 3").loc["JFSSL"]
     assert jfssl["diff I2T"] == pytest.approx(-0.0002)
+
+
+@pytest.mark.skipif(not LIU_TEXT.exists(), reason="Liu et al.'s text is not on this machine")
+def test_liu_table3_training_seconds_match_the_papers_text():
+    text = LIU_TEXT.read_text()
+    block = text[text.index("Table 3. Training time of different datasets."):].splitlines()
+    names = {"Pascal Sentence": "pascal", "Corel 5K": "corel5k", "NUS-WIDE 5K": "nuswide5k"}
+    printed = {}
+    for line in block:
+        cells = line.split("\t")
+        if cells[0] in names:
+            printed[names[cells[0]]] = [int(c.strip().rstrip("s").strip()) for c in cells[1:4]]
+    t = load("liu2023_table3").set_index("dataset")
+    assert t.attrs["source"] == "reported" and sorted(printed) == sorted(t.index)
+    for ds, values in printed.items():
+        assert t.loc[ds].tolist() == values, ds

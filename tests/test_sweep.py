@@ -64,6 +64,7 @@ def test_a_run_record_holds_what_the_pages_need_and_no_machine_path(tmp_path):
     S.sweep(tiny_grid(seeds=(0,)), device="cpu", results_dir=tmp_path, log=lambda *_: None)
     rec = next(r for r in S.load_runs("synthetic", tmp_path) if r["variant"] == "HAAN")
     assert rec["source"] == "measured" and rec["seed"] == 0
+    assert set(rec["machine_load_1min"]) == {"before", "after"}
     assert set(rec["test_by_module"]) == {"C", "F", "fused"}
     assert len(rec["val_history"]) == 1
     obj = rec["objective"]
@@ -277,3 +278,27 @@ def test_runs_made_before_a_configuration_field_existed_still_count(tmp_path):
         del rec["identity"]["method"]
         p.write_text(json.dumps(rec))
     assert not S.plan(tiny_grid(seeds=(0,)), results_dir=tmp_path)[0]
+
+
+def test_methods_over_seeds_sit_beside_their_own_papers_reported_rows():
+    from haan_core.reported import load
+    from haan_core.tables import compare_methods_over_seeds
+    liu = [{**_rec("HAAN", s, a), "method": "liu"} for s, a in ((0, 0.5), (1, 0.6))]
+    recs = [_rec("HAAN", 0, 0.6), _rec("HAAN", 1, 0.62)] + liu + \
+        [{**_rec("HAAN", 0, 0.4), "method": "shan"}]
+    t = compare_methods_over_seeds(S.over_seeds(recs, order=["HAAN", "liu", "shan"]),
+                                   "corel5k")
+    assert list(t.index) == ["HAAN", "liu", "shan"]
+    liu_rep = load("liu2023_table4").set_index("method").loc["Liu et al. (their method)"]
+    assert t.loc["liu", ("AVG", "reported")] == pytest.approx(liu_rep["corel5k_avg"])
+    assert t.loc["liu", ("AVG", "measured mean")] == pytest.approx(0.55)
+    assert t.loc["liu", ("AVG", "difference")] == pytest.approx(0.55 - liu_rep["corel5k_avg"])
+    assert t.loc["liu", ("", "reported in")] == "Liu et al.'s Table 4"
+    assert t.loc["HAAN", ("AVG", "reported")] == 0.5751
+    assert t.loc["HAAN", ("", "reported in")] == "HAAN's Table 3"
+    assert t.loc["HAAN", ("AVG", "sd")] == pytest.approx(0.0141421, abs=1e-6)
+    assert t.loc["shan", ("", "reported in")] == "not reported"
+    assert t[("AVG", "reported")].isna().loc["shan"]
+    # on a dataset Liu et al. did not use, their row has no reported number
+    w = compare_methods_over_seeds(S.over_seeds(liu), "wiki")
+    assert w.loc["liu", ("", "reported in")] == "not reported"
