@@ -217,8 +217,9 @@ def is_done(spec: Spec, code: str, results_dir=None) -> bool:
 
 
 def _objective(loss_history: list) -> dict:
-    """Per-iteration objectives as lists (4 significant digits: Figure 8's resolution)."""
-    keys = [k for k in ("C", "F") if loss_history and k in loss_history[0]]
+    """Per-iteration objectives as lists (4 significant digits: Figure 8's resolution): C
+    and F of HAAN's networks, S of a compared method's one network."""
+    keys = [k for k in ("C", "F", "S") if loss_history and k in loss_history[0]]
     return {k: [float(f"{r[k]:.4g}") for r in loss_history] for k in keys}
 
 

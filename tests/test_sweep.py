@@ -133,6 +133,7 @@ def test_a_compared_methods_run_is_kept_apart_from_haans(tmp_path):
     assert [r["name"] for r in liu] == ["liu-seed0"] and liu[0]["method"] == "liu"
     assert liu[0]["code"] == S.method_code(method="liu") != S.method_code()
     assert liu[0]["matrices"]["keys"] == ["S"]
+    assert len(liu[0]["objective"]["S"]) == liu[0]["objective"]["iterations_per_epoch"]
     both = S.load_runs("synthetic", tmp_path, method=None)
     assert list(S.over_seeds(both).index) == ["HAAN", "liu"]
     assert S.select(both, "HAAN") == S.load_runs("synthetic", tmp_path)   # HAAN's only
@@ -176,9 +177,12 @@ def test_committed_runs_are_what_their_names_say_and_their_matrices_give_their_s
     from haan_core.measured import ADDED_FIELDS
     assert {**ADDED_FIELDS, **rec["identity"]} == S.identity(spec.config())
     m = S.load_matrices(rec)
-    sims = {k: m.get(k) for k in ("C", "F")}
     cfg = spec.config()
-    sims["fused"] = fuse(sims["C"], sims["F"], cfg.upsilon1, cfg.upsilon2)   # eq. 7
+    if spec.method == "haan":
+        sims = {k: m.get(k) for k in ("C", "F")}
+        sims["fused"] = fuse(sims["C"], sims["F"], cfg.upsilon1, cfg.upsilon2)   # eq. 7
+    else:   # one network: its matrix is the tested one
+        sims = {"S": m["S"], "fused": m["S"]}
     for key, s in sims.items():
         if s is None:
             continue
@@ -187,8 +191,8 @@ def test_committed_runs_are_what_their_names_say_and_their_matrices_give_their_s
         assert got["avg"] == pytest.approx(rec["test_by_module"][key]["avg"], abs=2e-3)
     text = json.dumps(rec)
     assert not re.search(r"(/work/|/home/|/tmp/|/root/|\.gpu)", text)
-    assert rec["provenance"]["commit"] and len(rec["objective"]["C" if sims["C"] is not None
-                                                                else "F"]) == \
+    key = "S" if "S" in sims else ("C" if sims["C"] is not None else "F")
+    assert rec["provenance"]["commit"] and len(rec["objective"][key]) == \
         rec["objective"]["iterations_per_epoch"] * cfg.epochs
 
 
