@@ -102,7 +102,7 @@ GRIDS = {
 }
 # each compared method with its own paper's recipe (methods.recipe), on HAAN's features;
 # one grid each (they differ a lot in cost), and all three as "methods"
-COMPARED = ("liu", "shan", "tshsr")
+COMPARED = ("liu", "shan", "tshsr", "cca", "kcca")
 for _m in COMPARED:
     GRIDS[_m] = Grid(_m, "corel5k", f"Table 3: {_m} (a compared method)",
                      (("HAAN", (("method", _m),)),))
@@ -132,7 +132,9 @@ def _function_source(module_text: str, name: str) -> str:
 # A compared method's run executes HAAN's training loop and data code too, and these.
 METHOD_MODULES = {"liu": ("methods/__init__.py", "methods/liu.py"),
                   "shan": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py"),
-                  "tshsr": ("methods/__init__.py", "methods/ranking.py", "methods/tshsr.py")}
+                  "tshsr": ("methods/__init__.py", "methods/ranking.py", "methods/tshsr.py"),
+                  "cca": ("methods/__init__.py", "methods/cca.py", "methods/liu.py"),
+                  "kcca": ("methods/__init__.py", "methods/cca.py", "methods/liu.py")}
 
 
 def method_code(read=None, method: str = "haan") -> str:

@@ -166,7 +166,10 @@ def _train(cfg, data, log):
     data = data if data is not None else load_dataset(cfg)
     start = time.perf_counter()   # a method's own first stage (Liu et al.'s Framework I) counts
     model = build_model(cfg, data, device).to(device)
-    nets = model.networks()
+    # the networks trained by gradient (a closed-form method, CCA, has none: the loop only
+    # validates and tests it)
+    nets = {k: n for k, n in model.networks().items()
+            if any(p.requires_grad for p in n.parameters())}
     # theta_C and theta_F are separate parameter sets with separate objectives
     # fused Adam: one kernel for all parameters (6x faster than the default on a CPU),
     # the same update rule

@@ -114,7 +114,8 @@ def test_worker_processes_and_submitits_local_executor_give_the_same_runs(tmp_pa
 def test_the_methods_grid_runs_each_compared_method_with_its_own_recipe():
     specs = S.GRIDS["methods"].specs()
     assert [s.name for s in specs[:3]] == ["liu-seed0", "shan-seed0", "tshsr-seed0"]
-    assert len(specs) == 9 and {s.seed for s in specs} == {0, 1, 2}
+    assert len(specs) == 3 * len(S.COMPARED) and {s.seed for s in specs} == {0, 1, 2}
+    assert set(S.COMPARED) == {"liu", "shan", "tshsr", "cca", "kcca"} <= set(S.GRIDS)
     liu = specs[0].config()
     assert (liu.method, liu.backbone, liu.epochs, liu.batch_size, liu.lr) == \
         ("liu", "efficientnet_lite0", 176, 80, 1e-3)   # 10,000 iterations of batch 80
@@ -150,6 +151,8 @@ def test_a_methods_code_hash_sees_its_own_modules_and_no_others():
     assert S.method_code(edited("methods/liu.py"), method="liu") != liu
     assert S.method_code(edited("train.py"), method="liu") != liu     # the shared loop
     assert S.method_code(edited("methods/shan.py"), method="liu") == liu
+    assert S.method_code(edited("methods/cca.py"), method="kcca") != \
+        S.method_code(method="kcca")
     assert S.method_code(edited("methods/liu.py")) == S.method_code()  # HAAN's: unchanged
     assert S.method_code(edited("methods/ranking.py"), method="tshsr") != \
         S.method_code(method="tshsr")

@@ -65,7 +65,23 @@ METHODS = {
                   # Liu et al.'s Table 3 times Framework II at 10,000 and 20,000 iterations of
                   # batch 80; on our Corel 5K train split (57 batches) 10,000 is 176 epochs
                   dataset_recipes=(("corel5k", (("epochs", 176),)),)),
+    "cca": Method("cca", "CCA (Hotelling 1936), HAAN's Table 3 traditional row setting",
+                  "hotelling1936cca", True, "closed form on the train split: global image "
+                  "feature, bag of words; ridge and components chosen on validation; cosine "
+                  "in the common space (ambiguity log 54)",
+                  recipe=(("epochs", 1),),
+                  options=(("regs", (1e-3, 1e-2, 1e-1)),
+                           ("components", (4, 8, 16, 32, 64, 128, 256)))),
+    "kcca": Method("kcca", "Kernel CCA with an RBF kernel (HAAN's KCCA row: Ballan et al., "
+                   "ICMR 2014)", "ballan2014kcca", True, "closed form on the train split, "
+                   "Nystroem map on 1000 landmarks; ridge, width and components chosen on "
+                   "validation (ambiguity log 54)",
+                   recipe=(("epochs", 1),),
+                   options=(("regs", (1e-3, 1e-2, 1e-1)),
+                            ("components", (4, 8, 16, 32, 64, 128, 256)),
+                            ("widths", (0.5, 1.0, 2.0)), ("landmarks", 1000))),
 }
+CLOSED_FORM = ("cca", "kcca")   # fitted when built; the loop trains nothing, then tests
 
 
 class OneNetwork(nn.Module):
@@ -100,6 +116,9 @@ def check_method(name: str) -> None:
 def build_method(cfg, data, device="cpu") -> nn.Module:
     """The model of ``cfg.method`` (not HAAN) for ``data``."""
     check_method(cfg.method)
+    if cfg.method in CLOSED_FORM:
+        from .cca import build as build_cca
+        return OneNetwork(build_cca(cfg, data, device, kernel=cfg.method == "kcca"))
     if data.patch_feats is None:
         raise HAANInputError(f"method {cfg.method!r} aligns image patches with words, and "
                              f"dataset {data.name!r} has no patch features")
@@ -131,6 +150,9 @@ def method_options(cfg) -> dict:
         raise HAANInputError(f"unknown option(s) {unknown} for method {cfg.method!r}; "
                              f"known: {sorted(defaults) or 'none'}")
     opts = {**defaults, **given}
+    if cfg.method in CLOSED_FORM:
+        from .cca import check_options
+        opts = check_options(opts)
     if "warmup_epochs" in opts:
         w = opts["warmup_epochs"]
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
@@ -159,6 +181,8 @@ class WarmupRanking:
 def method_loss(cfg):
     """The loss of ``cfg.method`` (not HAAN) as loss(sim, img_labels, txt_labels)."""
     check_method(cfg.method)
+    if cfg.method in CLOSED_FORM:
+        return None   # nothing is trained by gradient
     if cfg.method == "shan":
         from .shan import shan_loss as loss
     elif cfg.method == "tshsr":
