@@ -20,8 +20,8 @@ seed = 0
 device = "auto"
 epochs = None           # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
-methods = ["liu"]       # compared methods (issue #11), same data and seed; [] for none.
-# "shan" and "tshsr" train too, but slowly on a CPU (SHAN: over a minute an epoch here)
+methods = ["liu", "cca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
+# "kcca" (about a minute), "shan" and "tshsr" (over a minute an epoch on a CPU) train too
 recall_points = 21
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 

@@ -306,6 +306,9 @@ def test_methods_over_seeds_sit_beside_their_own_papers_reported_rows():
     assert t.loc["HAAN", ("AVG", "sd")] == pytest.approx(0.0141421, abs=1e-6)
     assert t.loc["shan", ("", "reported in")] == "not reported"
     assert t[("AVG", "reported")].isna().loc["shan"]
+    k = compare_methods_over_seeds(S.over_seeds([{**_rec("HAAN", 0, 0.4), "method": "kcca"}]),
+                                   "corel5k")
+    assert k.loc["kcca", ("AVG", "reported")] == 0.4461   # HAAN's Table 3 KCCA row
     # on a dataset Liu et al. did not use, their row has no reported number
     w = compare_methods_over_seeds(S.over_seeds(liu), "wiki")
     assert w.loc["liu", ("", "reported in")] == "not reported"
