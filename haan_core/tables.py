@@ -111,7 +111,8 @@ def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
 # where it is from). HAAN's variants and the methods of HAAN's Table 3 are found there by
 # name; a compared method that reports itself elsewhere is named here.
 REPORTED_ROWS = {"liu": ("liu2023_table4", "Liu et al. (their method)", "Liu et al.'s Table 4"),
-                 "kcca": ("table3", "KCCA", "HAAN's Table 3")}
+                 "kcca": ("table3", "KCCA", "HAAN's Table 3"),
+                 "cca": ("liu2023_table4", "CCA", "Liu et al.'s Table 4")}   # HAAN's has none
 
 
 def compare_methods_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:

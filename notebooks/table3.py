@@ -356,7 +356,8 @@ notes = {
     "tshsr": "the 3 x 3 crops as regions instead of 36 Faster R-CNN objects; class-level "
              "positives; a one-epoch warm-up (ambiguity log 44-49, 53)",
     "cca": "EfficientNet-Lite0 global features and bags of tags; ridge and components "
-           "chosen on validation (ambiguity log 54); HAAN's Table 3 has no linear CCA row",
+           "chosen on validation (ambiguity log 54); HAAN's Table 3 has no linear CCA row, so "
+           "the reported one is Liu et al.'s, on features their paper does not give for it",
     "kcca": "EfficientNet-Lite0 global features and bags of tags, RBF kernels through a "
             "Nystroem map on 1000 landmarks; ridge, width and components chosen on "
             "validation (ambiguity log 54); HAAN's KCCA row is Ballan et al.'s (2014)"}
