@@ -89,10 +89,11 @@ def provenance_table(runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
-def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
-    """:func:`haan_core.sweep.over_seeds` beside the paper: per metric the measured mean, its
-    sd over seeds, the reported value and the difference (mean - reported); then n."""
-    reported = reported_map(dataset)
+def _beside_seeds(summary: pd.DataFrame, reported: pd.DataFrame, dataset: str,
+                  sources: pd.Series | None = None) -> pd.DataFrame:
+    """Per metric the measured mean over seeds, its sd, the reported value (``reported``:
+    i2t/t2i/avg by row, NaN where none) and the difference (mean - reported); then where
+    each reported row is from (when ``sources``) and the seeds."""
     cols = {}
     for key, title in METRICS.items():
         rep = reported[key].reindex(summary.index)
@@ -100,11 +101,19 @@ def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
         cols[(title, "sd")] = summary[("sd", key)]
         cols[(title, "reported")] = rep
         cols[(title, "difference")] = summary[("mean", key)] - rep
+    if sources is not None:
+        cols[("", "reported in")] = sources
     cols[("", "seeds")] = summary[("seeds", "")]
     out = pd.DataFrame(cols)
     out.columns = pd.MultiIndex.from_tuples(out.columns, names=["", "source"])
     out.attrs["dataset"] = dataset
     return out
+
+
+def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
+    """:func:`haan_core.sweep.over_seeds` beside the paper: per metric the measured mean, its
+    sd over seeds, the reported value and the difference (mean - reported); then n."""
+    return _beside_seeds(summary, reported_map(dataset), dataset)
 
 
 # The REPORTED row that a measured row over seeds is laid beside: (reported table, its row,
@@ -123,7 +132,7 @@ def compare_methods_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFr
     from .reported import COLUMN_PREFIX, load
     haan = reported_map(dataset)
     prefix = COLUMN_PREFIX.get(dataset)
-    rep = {k: [] for k in (*METRICS, "source")}
+    rows, sources = [], []
     for row in summary.index:
         vals, source = {k: float("nan") for k in METRICS}, ""
         if row in REPORTED_ROWS and prefix:
@@ -137,19 +146,7 @@ def compare_methods_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFr
         elif row in haan.index:
             vals = {k: float(haan.loc[row, k]) for k in METRICS}
             source = f"HAAN's {haan.loc[row, 'table']}"
-        for k in METRICS:
-            rep[k].append(vals[k])
-        rep["source"].append(source or "not reported")
-    cols = {}
-    for key, title in METRICS.items():
-        r = pd.Series(rep[key], index=summary.index)
-        cols[(title, "measured mean")] = summary[("mean", key)]
-        cols[(title, "sd")] = summary[("sd", key)]
-        cols[(title, "reported")] = r
-        cols[(title, "difference")] = summary[("mean", key)] - r
-    cols[("", "reported in")] = pd.Series(rep["source"], index=summary.index)
-    cols[("", "seeds")] = summary[("seeds", "")]
-    out = pd.DataFrame(cols)
-    out.columns = pd.MultiIndex.from_tuples(out.columns, names=["", "source"])
-    out.attrs["dataset"] = dataset
-    return out
+        rows.append(vals)
+        sources.append(source or "not reported")
+    return _beside_seeds(summary, pd.DataFrame(rows, index=summary.index), dataset,
+                         pd.Series(sources, index=summary.index))
