@@ -121,6 +121,7 @@ def compare_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFrame:
 # name; a compared method that reports itself elsewhere is named here.
 REPORTED_ROWS = {"liu": ("liu2023_table4", "Liu et al. (their method)", "Liu et al.'s Table 4"),
                  "kcca": ("table3", "KCCA", "HAAN's Table 3"),
+                 "dcca": ("table3", "DCCA", "HAAN's Table 3"),
                  "cca": ("liu2023_table4", "CCA", "Liu et al.'s Table 4")}   # HAAN's has none
 
 

@@ -12,7 +12,9 @@ tested. So one loop trains, validates, selects on validation and tests every met
 
 Modules: :mod:`haan_core.methods.shan` (Ji et al., IJCAI 2021),
 :mod:`haan_core.methods.tshsr` (Chen et al.), :mod:`haan_core.methods.liu` (Liu et al.
-2023: Frameworks I and II, the multi-margin triplet loss of eqs. 14-18).
+2023: Frameworks I and II, the multi-margin triplet loss of eqs. 14-18),
+:mod:`haan_core.methods.cca` (CCA, KCCA), :mod:`haan_core.methods.dcca` (Andrew et al.
+2013) and :mod:`haan_core.methods.dscmr` (Zhen et al. 2019).
 HAAN itself lives in :mod:`haan_core.models`.
 """
 from __future__ import annotations
@@ -80,6 +82,22 @@ METHODS = {
                    options=(("regs", (1e-3, 1e-2, 1e-1)),
                             ("components", (4, 8, 16, 32, 64, 128, 256)),
                             ("widths", (0.5, 1.0, 2.0)), ("landmarks", 1000))),
+    "dcca": Method("dcca", "DCCA (Andrew et al., ICML 2013): deep networks maximising the "
+                   "canonical correlation, then linear CCA on their outputs",
+                   "andrew2013dcca", True, "global image feature and bag of words; two "
+                   "hidden layers of 1024 with the paper's s = g^-1 nonlinearity, 64 outputs, "
+                   "r1 = r2 = 1e-4; Adam on minibatches of 800 (the paper: full-batch L-BFGS); "
+                   "cosine of the canonical projections (ambiguity log 55)",
+                   recipe=(("epochs", 100), ("batch_size", 800), ("lr", 1e-3)),
+                   options=(("hidden", (1024, 1024)), ("out_dim", 64),
+                            ("activation", "cube_root"), ("r", 1e-4), ("components", None))),
+    "dscmr": Method("dscmr", "DSCMR (Zhen et al., CVPR 2019): label-space, common-space and "
+                    "invariance losses", "zhen2019dscmr", True, "global image feature and bag "
+                    "of words; the released code's sizes (2048, shared 1024), lambda 1e-3, "
+                    "eta 0.1, Adam lr 1e-4, batch 100, 200 epochs (ambiguity log 56)",
+                    recipe=(("epochs", 200), ("batch_size", 100), ("lr", 1e-4)),
+                    options=(("hidden", 2048), ("common", 1024), ("lambda", 1e-3),
+                             ("eta", 1e-1))),
 }
 CLOSED_FORM = ("cca", "kcca")   # fitted when built; the loop trains nothing, then tests
 
@@ -119,6 +137,12 @@ def build_method(cfg, data, device="cpu") -> nn.Module:
     if cfg.method in CLOSED_FORM:
         from .cca import build as build_cca
         return OneNetwork(build_cca(cfg, data, device, kernel=cfg.method == "kcca"))
+    if cfg.method == "dcca":
+        from .dcca import build as build_dcca
+        return OneNetwork(build_dcca(cfg, data, device, method_options(cfg)))
+    if cfg.method == "dscmr":
+        from .dscmr import build as build_dscmr
+        return OneNetwork(build_dscmr(cfg, data, device, method_options(cfg)))
     if data.patch_feats is None:
         raise HAANInputError(f"method {cfg.method!r} aligns image patches with words, and "
                              f"dataset {data.name!r} has no patch features")
@@ -153,11 +177,50 @@ def method_options(cfg) -> dict:
     if cfg.method in CLOSED_FORM:
         from .cca import check_options
         opts = check_options(opts)
+    if cfg.method in ("dcca", "dscmr"):
+        opts = _check_network_options(cfg.method, opts)
     if "warmup_epochs" in opts:
         w = opts["warmup_epochs"]
         if isinstance(w, bool) or not isinstance(w, int) or w < 0:
             raise HAANInputError(f"warmup_epochs must be an integer >= 0, got {w!r}")
     return opts
+
+
+def _positive_int(v) -> bool:
+    return not isinstance(v, bool) and isinstance(v, int) and v >= 1
+
+
+def _check_network_options(method: str, opts: dict) -> dict:
+    """DCCA's and DSCMR's options, with a clear error naming what is wrong."""
+    out = dict(opts)
+    bad = None
+    if method == "dcca":
+        hidden = out["hidden"]
+        hidden = (hidden,) if isinstance(hidden, int) else tuple(hidden)
+        out["hidden"] = hidden
+        if not all(_positive_int(h) for h in hidden):
+            bad = f"hidden must be a list of positive integers, got {opts['hidden']!r}"
+        elif not _positive_int(out["out_dim"]):
+            bad = f"out_dim must be a positive integer, got {out['out_dim']!r}"
+        elif out["activation"] not in ("cube_root", "sigmoid", "relu"):
+            bad = f"activation must be cube_root, sigmoid or relu, got {out['activation']!r}"
+        elif isinstance(out["r"], bool) or not isinstance(out["r"], (int, float)) \
+                or not out["r"] > 0:
+            bad = f"r must be a number > 0, got {out['r']!r}"
+        elif out["components"] is not None and not (
+                _positive_int(out["components"]) and out["components"] <= out["out_dim"]):
+            bad = f"components must be an integer in 1..out_dim, got {out['components']!r}"
+    else:
+        for key in ("hidden", "common"):
+            if not _positive_int(out[key]):
+                bad = f"{key} must be a positive integer, got {out[key]!r}"
+        for key in ("lambda", "eta"):
+            v = out[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v >= 0:
+                bad = f"{key} must be a number >= 0, got {v!r}"
+    if bad:
+        raise HAANInputError(f"--method-option for {method}: {bad}")
+    return out
 
 
 class WarmupRanking:
@@ -183,6 +246,13 @@ def method_loss(cfg):
     check_method(cfg.method)
     if cfg.method in CLOSED_FORM:
         return None   # nothing is trained by gradient
+    if cfg.method == "dcca":
+        from .dcca import dcca_loss
+        return dcca_loss
+    if cfg.method == "dscmr":
+        from .dscmr import dscmr_loss
+        lam = method_options(cfg)["lambda"]
+        return lambda sim, il, tl: dscmr_loss(sim, il, tl, lam=lam)
     if cfg.method == "shan":
         from .shan import shan_loss as loss
     elif cfg.method == "tshsr":
