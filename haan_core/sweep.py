@@ -102,7 +102,7 @@ GRIDS = {
 }
 # each compared method with its own paper's recipe (methods.recipe), on HAAN's features;
 # one grid each (they differ a lot in cost), and all three as "methods"
-COMPARED = ("liu", "shan", "tshsr", "cca", "kcca", "dcca", "dscmr")
+COMPARED = ("liu", "shan", "tshsr", "cca", "kcca", "dcca", "scan", "sgr", "saf", "dscmr")
 for _m in COMPARED:
     GRIDS[_m] = Grid(_m, "corel5k", f"Table 3: {_m} (a compared method)",
                      (("HAAN", (("method", _m),)),))
@@ -137,6 +137,12 @@ METHOD_MODULES = {"liu": ("methods/__init__.py", "methods/liu.py"),
                   "kcca": ("methods/__init__.py", "methods/cca.py", "methods/liu.py"),
                   "dcca": ("methods/__init__.py", "methods/dcca.py", "methods/cca.py",
                            "methods/liu.py"),
+                  "scan": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py",
+                           "methods/scan.py"),
+                  "sgr": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py",
+                          "methods/sgraf.py"),
+                  "saf": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py",
+                          "methods/sgraf.py"),
                   "dscmr": ("methods/__init__.py", "methods/dscmr.py", "methods/liu.py")}
 
 

@@ -316,7 +316,7 @@ if committed:
 # Each row is MEASURED here, on the same EfficientNet-Lite0 features and the same split
 # (validation and test share their classes), by the sweep's grids: HAAN with the paper's
 # recipe (`table6`), and each compared method with its own paper's recipe (`liu`, `shan`,
-# `tshsr`, `cca`, `kcca`). The mean and the sample sd are over the seeds named in the row. Each measured
+# `tshsr`, `cca`, `kcca`, `dcca`, `dscmr`). The mean and the sample sd are over the seeds named in the row. Each measured
 # row sits beside the REPORTED row of its own paper (HAAN's Table 3, or Liu et al.'s Table
 # 4 for their method), never in the same column.
 
@@ -360,7 +360,14 @@ notes = {
            "the reported one is Liu et al.'s, on features their paper does not give for it",
     "kcca": "EfficientNet-Lite0 global features and bags of tags, RBF kernels through a "
             "Nystroem map on 1000 landmarks; ridge, width and components chosen on "
-            "validation (ambiguity log 54); HAAN's KCCA row is Ballan et al.'s (2014)"}
+            "validation (ambiguity log 54); HAAN's KCCA row is Ballan et al.'s (2014)",
+    "dcca": "EfficientNet-Lite0 global features and bags of tags; two hidden layers of "
+            "1024 with the paper's nonlinearity, 64 outputs, trained by Adam on minibatches "
+            "of 800 instead of full-batch L-BFGS with pretraining (ambiguity log 55); HAAN's "
+            "DCCA row is copied from elsewhere, on features it does not give",
+    "dscmr": "EfficientNet-Lite0 global features and bags of tags instead of VGG fc7 and "
+             "Doc2Vec; the released code's sizes and loss weights (ambiguity log 56); not in "
+             "HAAN's Table 3, and DSCMR's paper reports no Corel 5K number"}
 display(Markdown("How each measured row's setting differs from its paper's:\n\n" + "\n".join(
     f"- **{m}**: {notes[m]}." for m in ("HAAN", *sweep.COMPARED))))
 if missing:

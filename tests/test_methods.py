@@ -27,14 +27,14 @@ def test_methods_lists_each_method_with_its_paper():
 @pytest.mark.parametrize("args,message", [
     (("--method", "liu", "--method-option", "framework1=dbm"), "framework1 must be"),
     (("--method", "liu", "--method-option", "margins"), "expected KEY=VALUE"),
-    (("--method", "scan"), "unknown method 'scan'"),
+    (("--method", "vsrn"), "unknown method 'vsrn'"),
     (("--method", "shan", "--variant", "HAAN-GCM"), "leave --variant out")])
 def test_a_method_that_cannot_run_is_a_clear_error(args, message):
     out = cli("train", *args, "--epochs", "1")
     assert out.returncode == 2 and message in out.stderr
 
 
-@pytest.mark.parametrize("method", ["shan", "tshsr", "liu"])
+@pytest.mark.parametrize("method", ["shan", "tshsr", "liu", "scan", "sgr", "saf"])
 def test_a_compared_method_trains_in_the_same_loop_and_keeps_haans_result_format(method):
     """Mechanics only: whether each method learns is tested with its own loop in
     test_shan.py and test_tshsr.py (HAAN's recipe is not theirs)."""
@@ -67,6 +67,34 @@ def test_shan_and_tshsr_take_their_papers_recipes_over_the_dataset():
     tshsr = HAANConfig.for_dataset("corel5k", method="tshsr")
     assert (tshsr.epochs, tshsr.decay_epoch, tshsr.batch_size, tshsr.lr) == (40, 30, 128, 2e-4)
     assert HAANConfig.for_dataset("corel5k", method="tshsr", epochs=4).epochs == 4
+    scan = HAANConfig.for_dataset("corel5k", method="scan")
+    assert (scan.epochs, scan.batch_size, scan.lr, scan.tri_margin, scan.tri_hardest) == \
+        (30, 128, 2e-4, 0.2, True)
+    sgr, saf = (HAANConfig.for_dataset("corel5k", method=m) for m in ("sgr", "saf"))
+    assert (sgr.epochs, sgr.decay_epoch, saf.epochs, saf.decay_epoch) == (40, 30, 30, 20)
+    assert (HAANConfig.for_dataset("corel5k", method="dcca").batch_size,
+            HAANConfig.for_dataset("corel5k", method="dscmr").lr) == (800, 1e-4)
+
+
+@pytest.mark.parametrize("opts,words", [
+    ({"formulation": "x"}, "formulation must be"),
+    ({"pooling": "max"}, "pooling must be"),
+    ({"lambda_lse": 0}, "lambda_lse must be"),
+    ({"warmup_epochs": -1}, "warmup_epochs"),
+])
+def test_bad_scan_options_are_clear_errors(opts, words):
+    with pytest.raises(HAANInputError, match=words):
+        HAANConfig.for_dataset("synthetic", method="scan", method_options=opts)
+
+
+def test_scan_takes_its_options_into_its_network():
+    from haan_core.datasets import make_synthetic
+    from haan_core.methods import build_method
+    cfg = HAANConfig.for_dataset("synthetic", method="scan", embed_dim=8, word_dim=8,
+                                 method_options={"formulation": "i2t", "pooling": "mean",
+                                                 "lambda_softmax": 4.0})
+    net = build_method(cfg, make_synthetic(**TINY)).networks()["S"]
+    assert (net.formulation, net.pooling, net.lambda_softmax) == ("i2t", "mean", 4.0)
 
 
 class _Recorder:

@@ -115,7 +115,8 @@ def test_the_methods_grid_runs_each_compared_method_with_its_own_recipe():
     specs = S.GRIDS["methods"].specs()
     assert [s.name for s in specs[:3]] == ["liu-seed0", "shan-seed0", "tshsr-seed0"]
     assert len(specs) == 3 * len(S.COMPARED) and {s.seed for s in specs} == {0, 1, 2}
-    assert set(S.COMPARED) == {"liu", "shan", "tshsr", "cca", "kcca"} <= set(S.GRIDS)
+    assert set(S.COMPARED) == {"liu", "shan", "tshsr", "cca", "kcca", "dcca", "scan", "sgr",
+                               "saf", "dscmr"} <= set(S.GRIDS)
     liu = specs[0].config()
     assert (liu.method, liu.backbone, liu.epochs, liu.batch_size, liu.lr) == \
         ("liu", "efficientnet_lite0", 176, 80, 1e-3)   # 10,000 iterations of batch 80
@@ -156,6 +157,11 @@ def test_a_methods_code_hash_sees_its_own_modules_and_no_others():
     assert S.method_code(edited("methods/liu.py")) == S.method_code()  # HAAN's: unchanged
     assert S.method_code(edited("methods/ranking.py"), method="tshsr") != \
         S.method_code(method="tshsr")
+    for method, own in (("dcca", "methods/dcca.py"), ("dscmr", "methods/dscmr.py"),
+                        ("scan", "methods/scan.py"), ("scan", "methods/shan.py"),
+                        ("sgr", "methods/sgraf.py"), ("saf", "methods/sgraf.py")):
+        assert S.method_code(edited(own), method=method) != S.method_code(method=method)
+    assert S.method_code(edited("methods/dcca.py"), method="liu") == liu
     with pytest.raises(HAANInputError, match="METHOD_MODULES"):
         S.method_code(method="nope")
 

@@ -14,7 +14,9 @@ Modules: :mod:`haan_core.methods.shan` (Ji et al., IJCAI 2021),
 :mod:`haan_core.methods.tshsr` (Chen et al.), :mod:`haan_core.methods.liu` (Liu et al.
 2023: Frameworks I and II, the multi-margin triplet loss of eqs. 14-18),
 :mod:`haan_core.methods.cca` (CCA, KCCA), :mod:`haan_core.methods.dcca` (Andrew et al.
-2013) and :mod:`haan_core.methods.dscmr` (Zhen et al. 2019).
+2013), :mod:`haan_core.methods.scan` (Lee et al. 2018), :mod:`haan_core.methods.sgraf`
+(Diao et al. 2021: SGR and SAF, each its own method; SGRAF averages their matrices) and
+:mod:`haan_core.methods.dscmr` (Zhen et al. 2019).
 HAAN itself lives in :mod:`haan_core.models`.
 """
 from __future__ import annotations
@@ -36,6 +38,15 @@ class Method:
     recipe: tuple = ()  # (field, value) pairs over the dataset's recipe; flags override them
     dataset_recipes: tuple = ()   # (dataset, ((field, value), ...)): over ``recipe`` there
     options: tuple = ()  # (name, default) of its --method-option keys (liu: liu.OPTIONS)
+
+
+def _sgraf_recipe(module: str) -> tuple:
+    """SGR's or SAF's published Flickr30K recipe (:data:`haan_core.methods.sgraf.RECIPE`) as
+    configuration fields (the loop's optimiser is Adam and its clipping 2.0, theirs too)."""
+    from .sgraf import RECIPE
+    r = RECIPE[module]
+    return tuple((k, r[k]) for k in ("epochs", "lr_decay_epoch", "batch_size", "lr",
+                                     "tri_margin", "tri_hardest"))
 
 
 METHODS = {
@@ -91,6 +102,32 @@ METHODS = {
                    recipe=(("epochs", 100), ("batch_size", 800), ("lr", 1e-3)),
                    options=(("hidden", (1024, 1024)), ("out_dim", 64),
                             ("activation", "cube_root"), ("r", 1e-4), ("components", None))),
+    "scan": Method("scan", "SCAN (Lee et al., ECCV 2018): stacked cross attention between "
+                   "regions and words", "lee2018scan", True, "regions = the 3 x 3 patches; "
+                   "text-to-image attention with LogSumExp pooling (lambda_softmax 9, "
+                   "lambda_lse 6: the released defaults; --method-option formulation=i2t, "
+                   "pooling=mean, ...); hinge triplet with the hardest negative, margin 0.2, "
+                   "summed over the positives, class-aware; recipe: Flickr30K's (30 epochs, "
+                   "batch 128, lr 2e-4 decayed by 0.1 after 15); the first epoch sums over all "
+                   "negatives (warm-up; ambiguity log 57-59)",
+                   recipe=(("epochs", 30), ("batch_size", 128), ("lr", 2e-4),
+                           ("tri_margin", 0.2), ("tri_hardest", True)),
+                   options=(("formulation", "t2i"), ("pooling", "lse"),
+                            ("lambda_softmax", 9.0), ("lambda_lse", 6.0),
+                            ("warmup_epochs", 1))),
+    "sgr": Method("sgr", "SGRAF's SGR (Diao et al., AAAI 2021): similarity vectors and graph "
+                  "reasoning", "diao2021sgraf", True, "regions = the 3 x 3 patches; sim_dim "
+                  "256, 3 reasoning steps, lambda 9; hinge triplet with the hardest negative, "
+                  "margin 0.2, class-aware; recipe: Flickr30K's (40 epochs, decay after 30, "
+                  "batch 128, lr 2e-4), a one-epoch warm-up over all negatives (ambiguity log "
+                  "60-62); SGRAF averages an SGR and an SAF network's matrices",
+                  recipe=_sgraf_recipe("sgr"),
+                  options=(("sim_dim", 256), ("sgr_steps", 3), ("warmup_epochs", 1))),
+    "saf": Method("saf", "SGRAF's SAF (Diao et al., AAAI 2021): similarity vectors and "
+                  "attention filtration", "diao2021sgraf", True, "as sgr, with SAF's recipe "
+                  "(30 epochs, decay after 20)",
+                  recipe=_sgraf_recipe("saf"),
+                  options=(("sim_dim", 256), ("warmup_epochs", 1))),
     "dscmr": Method("dscmr", "DSCMR (Zhen et al., CVPR 2019): label-space, common-space and "
                     "invariance losses", "zhen2019dscmr", True, "global image feature and bag "
                     "of words; the released code's sizes (2048, shared 1024), lambda 1e-3, "
@@ -157,6 +194,19 @@ def build_method(cfg, data, device="cpu") -> nn.Module:
     if cfg.method == "liu":
         from .liu import build
         return OneNetwork(build(cfg, data, device))
+    if cfg.method == "scan":
+        from .scan import SCANNet
+        o = method_options(cfg)
+        return OneNetwork(SCANNet(data.patch_dim, len(data.vocab), word_dim=cfg.word_dim,
+                                  embed_dim=cfg.embed_dim, formulation=o["formulation"],
+                                  pooling=o["pooling"], lambda_softmax=o["lambda_softmax"],
+                                  lambda_lse=o["lambda_lse"]))
+    if cfg.method in ("sgr", "saf"):
+        from .sgraf import SGRAFNet
+        o = method_options(cfg)
+        return OneNetwork(SGRAFNet(data.patch_dim, len(data.vocab), word_dim=cfg.word_dim,
+                                   embed_dim=cfg.embed_dim, sim_dim=o["sim_dim"],
+                                   module=cfg.method, sgr_steps=o.get("sgr_steps", 3)))
     raise HAANInputError(f"no network for method {cfg.method!r}")
 
 
@@ -177,7 +227,7 @@ def method_options(cfg) -> dict:
     if cfg.method in CLOSED_FORM:
         from .cca import check_options
         opts = check_options(opts)
-    if cfg.method in ("dcca", "dscmr"):
+    if cfg.method in ("dcca", "dscmr", "scan", "sgr", "saf"):
         opts = _check_network_options(cfg.method, opts)
     if "warmup_epochs" in opts:
         w = opts["warmup_epochs"]
@@ -210,6 +260,19 @@ def _check_network_options(method: str, opts: dict) -> dict:
         elif out["components"] is not None and not (
                 _positive_int(out["components"]) and out["components"] <= out["out_dim"]):
             bad = f"components must be an integer in 1..out_dim, got {out['components']!r}"
+    elif method in ("sgr", "saf"):
+        for key in ("sim_dim", "sgr_steps"):
+            if key in out and not _positive_int(out[key]):
+                bad = f"{key} must be a positive integer, got {out[key]!r}"
+    elif method == "scan":
+        if out["formulation"] not in ("t2i", "i2t"):
+            bad = f"formulation must be t2i or i2t, got {out['formulation']!r}"
+        elif out["pooling"] not in ("lse", "mean"):
+            bad = f"pooling must be lse or mean, got {out['pooling']!r}"
+        for key in ("lambda_softmax", "lambda_lse"):
+            v = out[key]
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                bad = f"{key} must be a number > 0, got {v!r}"
     else:
         for key in ("hidden", "common"):
             if not _positive_int(out[key]):
@@ -257,6 +320,10 @@ def method_loss(cfg):
         from .shan import shan_loss as loss
     elif cfg.method == "tshsr":
         from .tshsr import tshsr_loss as loss
+    elif cfg.method == "scan":
+        from .scan import scan_loss as loss
+    elif cfg.method in ("sgr", "saf"):
+        from .sgraf import sgraf_loss as loss
     elif cfg.method == "liu":
         from .liu import loss as liu_loss
         return liu_loss(cfg)
