@@ -40,6 +40,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 from myst_nb import glue
 
 from haan_core import sweep
@@ -142,6 +143,45 @@ corel_area.style.format("{:.4f}", na_rep="–", subset=corel_scores).set_caption
 # (the {doc}`table5_6` page discusses it). Where n is 1 the seed-to-seed spread is unknown,
 # and a gap between two close curves is not yet a difference between configurations: the
 # {doc}`table5_6` page tests Section 4.6's claims by paired seeds.
+
+# %% [markdown]
+# ### HAAN beside the compared methods on Corel 5K
+#
+# The compared methods' Corel 5K runs (the sweep grids named on the {doc}`table3` page, each
+# with its own paper's recipe on the same features and split) committed their test matrix
+# too; their curves are drawn the same way, beside HAAN's. A method with no committed run
+# is not drawn (the {doc}`table3` page names them and the command that makes them).
+
+# %%
+method_runs_corel = [r for r in sweep.load_runs("corel5k", method=None)
+                     if r.get("method", "haan") != "haan"]
+cmp_rows = [row for row in corel_rows if row["variant"] == "HAAN"]
+for rec in method_runs_corel:
+    m = sweep.load_matrices(rec)
+    il, tl = m["img_labels"], m["txt_labels"]
+    for task, s, q, gl in (("I2T", m["S"], il, tl), ("T2I", m["S"].T, tl, il)):
+        r, p = pr_curve(s, q, gl, levels)
+        cmp_rows += [{"variant": rec["method"], "seed": rec["seed"], "task": task,
+                      "recall": float(a), "precision": float(b)} for a, b in zip(r, p)]
+cmp_curves = pd.DataFrame(cmp_rows, columns=["variant", "seed", "task", "recall",
+                                             "precision"])
+cmp_n = cmp_curves.groupby("variant")["seed"].nunique()
+cmp_order = [m for m in ("HAAN", *sweep.COMPARED) if m in cmp_n.index]
+cmp_curves["method"] = [f"{v} (n = {cmp_n[v]})" for v in cmp_curves["variant"]]
+if len(cmp_order) > 1:
+    cmp_fig = sns.relplot(cmp_curves, x="recall", y="precision", hue="method",
+                          hue_order=[f"{v} (n = {cmp_n[v]})" for v in cmp_order],
+                          col="task", kind="line", marker="o", errorbar=None, height=4,
+                          aspect=1.1)
+    cmp_fig.figure.suptitle("MEASURED precision-recall, Corel 5K: HAAN and the compared "
+                            "methods (committed runs; mean over n seeds)", y=1.04,
+                            fontsize=10)
+    plt.show()
+    cmp_area = (cmp_curves.groupby(["variant", "seed", "task"])["precision"].mean()
+                .unstack("task").groupby("variant").mean().reindex(cmp_order))
+    display(cmp_area.style.format("{:.4f}").set_caption(
+        "Mean interpolated precision over the recall levels, Corel 5K, mean over the "
+        "committed seeds. MEASURED"))
 
 # %% [markdown]
 # ## Figure 5 trained here, with the page's parameters
