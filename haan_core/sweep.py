@@ -430,6 +430,43 @@ def row_of(rec: dict) -> str:
     return rec["variant"] if method == "haan" else method
 
 
+# Methods whose paper forms a score from two separately trained networks: SGRAF (Diao et
+# al.) averages an SGR and an SAF network's matrices (methods.sgraf.sgraf_combine)
+COMBINED = {"sgraf": ("sgr", "saf")}
+
+
+def combined_runs(records: list, results_dir=None) -> list:
+    """Rows of :data:`COMBINED` methods derived from committed runs: for each seed with a run
+    of both parts, the test scores of their combined test matrices (recomputed from the
+    float16 matrices). Each derived record names the runs it comes from; nothing is
+    trained."""
+    from .methods.sgraf import sgraf_combine
+    from .metrics import retrieval_scores
+    by = {(r.get("method", "haan"), r["seed"]): r for r in records}
+    out = []
+    for name, (a, b) in COMBINED.items():
+        for seed in sorted(s for m, s in by if m == a and (b, s) in by):
+            ra, rb = by[(a, seed)], by[(b, seed)]
+            ma, mb = load_matrices(ra, results_dir), load_matrices(rb, results_dir)
+            if not (torch_equal(ma["img_labels"], mb["img_labels"])
+                    and torch_equal(ma["txt_labels"], mb["txt_labels"])):
+                raise HAANInputError(f"{ra['name']} and {rb['name']} were tested on different "
+                                     "items: they cannot be combined")
+            sc = retrieval_scores(sgraf_combine(ma["S"], mb["S"]), ma["img_labels"],
+                                  ma["txt_labels"])
+            out.append({"name": f"{name}-seed{seed}", "method": name, "variant": "HAAN",
+                        "seed": seed, "dataset": ra["dataset"], "i2t": sc["i2t"],
+                        "t2i": sc["t2i"], "avg": sc["avg"],
+                        "derived_from": [ra["name"], rb["name"]],
+                        "train_seconds": ra["train_seconds"] + rb["train_seconds"]})
+    return out
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+    return a.shape == b.shape and bool(torch.equal(a, b))
+
+
 def over_seeds(records: list, order=None):
     """Runs grouped by row (HAAN's variant or a compared method, :func:`row_of`): mean, sd (n - 1) and n of I2T, T2I, AVG over seeds, and
     the seeds. Variants in ``order`` first (those without runs are left out)."""

@@ -123,6 +123,7 @@ REPORTED_ROWS = {"liu": ("liu2023_table4", "Liu et al. (their method)", "Liu et 
                  "kcca": ("table3", "KCCA", "HAAN's Table 3"),
                  "dcca": ("table3", "DCCA", "HAAN's Table 3"),
                  "scan": ("table3", "SCAN", "HAAN's Table 3"),
+                 "sgraf": ("table3", "SGRAF", "HAAN's Table 3"),
                  "cca": ("liu2023_table4", "CCA", "Liu et al.'s Table 4")}   # HAAN's has none
 
 

@@ -326,3 +326,23 @@ def test_methods_over_seeds_sit_beside_their_own_papers_reported_rows():
     # on a dataset Liu et al. did not use, their row has no reported number
     w = compare_methods_over_seeds(S.over_seeds(liu), "wiki")
     assert w.loc["liu", ("", "reported in")] == "not reported"
+
+
+def test_sgraf_is_the_average_of_an_sgr_and_an_saf_runs_matrices(tmp_path):
+    """SGRAF's row is derived, per seed, from committed SGR and SAF runs: the scores of the
+    mean of their two test matrices; a seed with only one of them gives no row."""
+    grid = S.Grid("tiny", "synthetic", "", (("HAAN", (("method", "sgr"),)),
+                                           ("HAAN", (("method", "saf"),))),
+                  base=TINY + (("batch_size", 40),), seeds=(0,))
+    S.sweep(grid, device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    S.sweep(S.Grid("one", "synthetic", "", (("HAAN", (("method", "sgr"),)),), base=grid.base,
+                   seeds=(1,)), device="cpu", results_dir=tmp_path, log=lambda *_: None)
+    runs = S.load_runs("synthetic", tmp_path, method=None)
+    assert sorted(r["name"] for r in runs) == ["saf-seed0", "sgr-seed0", "sgr-seed1"]
+    (row,) = S.combined_runs(runs, tmp_path)
+    assert row["name"] == "sgraf-seed0" and row["derived_from"] == ["sgr-seed0", "saf-seed0"]
+    m = {r["method"]: S.load_matrices(r, tmp_path) for r in runs if r["seed"] == 0}
+    expected = retrieval_scores((m["sgr"]["S"] + m["saf"]["S"]) / 2, m["sgr"]["img_labels"],
+                                m["sgr"]["txt_labels"])
+    assert row["avg"] == pytest.approx(expected["avg"], abs=1e-12)
+    assert list(S.over_seeds(runs + [row]).index) == ["saf", "sgr", "sgraf"]
