@@ -20,8 +20,8 @@ seed = 0
 device = "auto"
 epochs = None           # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
-methods = ["liu", "cca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
-# "kcca" (about a minute), "shan" and "tshsr" (over a minute an epoch on a CPU) train too
+methods = ["liu", "cca", "dcca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
+# "kcca" (a minute), "scan", "dscmr" (minutes), "shan", "tshsr", "sgr", "saf" (a minute or more an epoch on a CPU) train too
 recall_points = 21
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
@@ -190,7 +190,8 @@ if len(cmp_order) > 1:
 # the synthetic data), and the same curves are drawn from their fused test matrices.
 # Beside them, dashed, are the compared methods in `methods`, implemented from their
 # papers (SHAN {cite}`ji2021shan`, TSHSR {cite}`chen2023tshsr`, Liu et al.
-# {cite}`liu2023multigrained`) and trained by the same loop on the same data, with the same
+# {cite}`liu2023multigrained`, CCA, KCCA, DCCA {cite}`andrew2013dcca`, SCAN
+# {cite}`lee2018scan`, SGR and SAF {cite}`diao2021sgraf`, DSCMR {cite}`zhen2019dscmr`) and trained by the same loop on the same data, with the same
 # seed and epochs (a method whose paper gives its own batch size or learning rate keeps it,
 # as a line printed below says). Each one's curve comes from its single test similarity
 # matrix. A method that cannot be trained yet is left out, and a printed line names it.

@@ -23,8 +23,8 @@ batch_size = None       # int or None: None takes the dataset's recipe
 rho = 0.6
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM", "HAAN-GCM-LCM", "HAAN-GCM-LCM-TRI",
             "HAAN-GCM-LCM-AWL(Stage1)", "HAAN-GCM-LCM-AWL(Stage2)"]
-methods = ["liu", "cca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
-# "kcca" (about a minute), "shan" and "tshsr" (over a minute an epoch on a CPU) train too
+methods = ["liu", "cca", "dcca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
+# "kcca" (a minute), "scan", "dscmr" (minutes), "shan", "tshsr", "sgr", "saf" (a minute or more an epoch on a CPU) train too
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
@@ -134,7 +134,10 @@ glue("t3_seed", seed, display=False)
 #
 # The rows below the HAAN configurations are the compared methods named in `methods`,
 # implemented in `haan_core.methods` from their papers: SHAN {cite}`ji2021shan`, TSHSR
-# {cite}`chen2023tshsr` and the method of Liu et al. {cite}`liu2023multigrained`. A method
+# {cite}`chen2023tshsr`, the method of Liu et al. {cite}`liu2023multigrained`, CCA
+# {cite}`hotelling1936cca`, KCCA {cite}`ballan2014kcca`, DCCA {cite}`andrew2013dcca`, SCAN
+# {cite}`lee2018scan`, SGRAF's SGR and SAF {cite}`diao2021sgraf` and DSCMR
+# {cite}`zhen2019dscmr` (`python -m haan_core methods` lists them). A method
 # that cannot be trained yet is left out, and the line printed above the table names it.
 # Each is trained by HAAN's training loop on the same data as HAAN (by default the
 # synthetic data), with the same seed, epochs and batch size, and tested on the same split;

@@ -21,8 +21,8 @@ device = "auto"
 epochs = None           # int or None: None takes the dataset's recipe
 batch_size = None       # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
-methods = ["liu", "cca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
-# "kcca" (about a minute), "shan" and "tshsr" (over a minute an epoch on a CPU) train too
+methods = ["liu", "cca", "dcca"]  # compared methods (issues #11, #12), same data and seed; [] for none.
+# "kcca" (a minute), "scan", "dscmr" (minutes), "shan", "tshsr", "sgr", "saf" (a minute or more an epoch on a CPU) train too
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
@@ -213,7 +213,8 @@ glue("t4_width_note", "the same as the paper's" if cfg.embed_dim == 1024 else
 #
 # The rows of kind "compared method" are the methods in `methods`, implemented from their
 # papers (SHAN {cite}`ji2021shan`, TSHSR {cite}`chen2023tshsr`, Liu et al.
-# {cite}`liu2023multigrained`; one not trainable yet is left out and named in a line
+# {cite}`liu2023multigrained`, CCA, KCCA, DCCA {cite}`andrew2013dcca`, SCAN
+# {cite}`lee2018scan`, SGR and SAF {cite}`diao2021sgraf`, DSCMR {cite}`zhen2019dscmr`; one not trainable yet is left out and named in a line
 # printed above the table). Each is trained by the same loop on the same data, with the
 # same seed, epochs and batch, except where a method's paper gives its own batch size or
 # learning rate (a printed line names those; the "iterations" column shows the batches).
