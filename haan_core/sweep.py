@@ -132,7 +132,8 @@ def _function_source(module_text: str, name: str) -> str:
 # A compared method's run executes HAAN's training loop and data code too, and these.
 METHOD_MODULES = {"liu": ("methods/__init__.py", "methods/liu.py"),
                   "shan": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py"),
-                  "tshsr": ("methods/__init__.py", "methods/ranking.py", "methods/tshsr.py"),
+                  "tshsr": ("methods/__init__.py", "methods/ranking.py", "methods/shan.py",
+                            "methods/tshsr.py"),
                   "cca": ("methods/__init__.py", "methods/cca.py", "methods/liu.py"),
                   "kcca": ("methods/__init__.py", "methods/cca.py", "methods/liu.py"),
                   "dcca": ("methods/__init__.py", "methods/dcca.py", "methods/cca.py",

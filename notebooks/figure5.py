@@ -68,6 +68,18 @@ from haan_core.tables import provenance_table
 # %%
 corel_runs = sweep.select(sweep.load_runs("corel5k"))   # the recipe's runs: no field changed
 levels = torch.linspace(0, 1, recall_points, dtype=torch.float64)
+
+
+def pr_rows(row: str, seed: int, sim, il, tl) -> list:
+    """The I2T and T2I interpolated precision of one test matrix at ``levels``, as rows."""
+    out = []
+    for task, s, q, gl in (("I2T", sim, il, tl), ("T2I", sim.T, tl, il)):
+        r, p = pr_curve(s, q, gl, levels)
+        out += [{"variant": row, "seed": seed, "task": task, "recall": float(a),
+                 "precision": float(b)} for a, b in zip(r, p)]
+    return out
+
+
 corel_rows, corel_check = [], []
 for rec in corel_runs:
     m = sweep.load_matrices(rec)
@@ -75,10 +87,7 @@ for rec in corel_runs:
     sim = fuse(m.get("C"), m.get("F"), conf["upsilon1"], conf["upsilon2"])   # eq. 7
     il, tl = m["img_labels"], m["txt_labels"]
     corel_check.append(abs(retrieval_scores(sim, il, tl)["avg"] - rec["avg"]))
-    for task, s, q, gl in (("I2T", sim, il, tl), ("T2I", sim.T, tl, il)):
-        r, p = pr_curve(s, q, gl, levels)
-        corel_rows += [{"variant": rec["variant"], "seed": rec["seed"], "task": task,
-                        "recall": float(a), "precision": float(b)} for a, b in zip(r, p)]
+    corel_rows += pr_rows(rec["variant"], rec["seed"], sim, il, tl)
 corel_curves = pd.DataFrame(corel_rows, columns=["variant", "seed", "task", "recall",
                                                  "precision"])
 corel_n = corel_curves.groupby("variant")["seed"].nunique()
@@ -158,11 +167,7 @@ method_runs_corel = [r for r in sweep.load_runs("corel5k", method=None)
 cmp_rows = [row for row in corel_rows if row["variant"] == "HAAN"]
 for rec in method_runs_corel:
     m = sweep.load_matrices(rec)
-    il, tl = m["img_labels"], m["txt_labels"]
-    for task, s, q, gl in (("I2T", m["S"], il, tl), ("T2I", m["S"].T, tl, il)):
-        r, p = pr_curve(s, q, gl, levels)
-        cmp_rows += [{"variant": rec["method"], "seed": rec["seed"], "task": task,
-                      "recall": float(a), "precision": float(b)} for a, b in zip(r, p)]
+    cmp_rows += pr_rows(rec["method"], rec["seed"], m["S"], m["img_labels"], m["txt_labels"])
 cmp_curves = pd.DataFrame(cmp_rows, columns=["variant", "seed", "task", "recall",
                                              "precision"])
 cmp_n = cmp_curves.groupby("variant")["seed"].nunique()

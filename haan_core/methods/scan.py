@@ -61,7 +61,7 @@ import torch.nn.functional as F
 from ..errors import HAANInputError, check_nonempty, check_tensor
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
-from .shan import shan_loss
+from .shan import check_lengths, check_tokens, shan_loss
 
 __all__ = ["SCANTexts", "SCANNet", "region_word_cosine", "clipped_l2norm",
            "cross_attention", "attended_vectors", "relevance", "pool", "scan_loss",
@@ -286,13 +286,7 @@ class SCANNet(nn.Module):
     def encode_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> SCANTexts:
         """SCAN Sec. 3.4: token ids (M, n) -> Bi-GRU word features e_j (mean of the two
         directions), unit rows, zero at padding."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
-            raise HAANInputError(f"tokens must be a 2-d tensor (M, n) of token ids, got "
-                                 f"{getattr(tokens, 'shape', type(tokens).__name__)}")
-        if tokens.is_floating_point() or tokens.is_complex():
-            raise HAANInputError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
-        check_nonempty(tokens, "tokens")
-        lengths = _check_lengths(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
+        lengths = check_tokens(tokens, lengths)
         words = F.normalize(self.txt.words(tokens, lengths), dim=-1, eps=EPS)
         return SCANTexts(words, lengths)
 
@@ -357,24 +351,10 @@ class SCANNet(nn.Module):
             raise HAANInputError(
                 f"img_emb and words must share dtype and device, got {img_emb.dtype} on "
                 f"{img_emb.device} and {words.dtype} on {words.device}")
-        lengths = _check_lengths(lengths, words.shape[0], words.shape[1], words.device)
+        lengths = check_lengths(lengths, words.shape[0], words.shape[1], words.device)
         mask = word_mask(lengths, words.shape[1])
         words = torch.where(mask[..., None], words, torch.zeros_like(words))
         return img_emb, words, mask
-
-
-def _check_lengths(lengths, M: int, n: int, device) -> torch.Tensor:
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.shape[0] != M:
-        raise HAANInputError(
-            f"lengths must be a 1-d tensor with one entry per text ({M}), got "
-            f"{getattr(lengths, 'shape', type(lengths).__name__)}")
-    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-        raise HAANInputError(
-            f"lengths must hold integer word counts, got dtype {lengths.dtype}")
-    if M and ((lengths < 1).any() or (lengths > n).any()):
-        raise HAANInputError(f"every length must lie in 1..{n} (the padded text length); "
-                             f"got min {int(lengths.min())}, max {int(lengths.max())}")
-    return lengths.to(device=device, dtype=torch.long)
 
 
 # ----------------------------------------------------------------- the loss

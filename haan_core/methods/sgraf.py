@@ -91,7 +91,7 @@ import torch.nn.functional as F
 from ..errors import HAANInputError, check_nonempty, check_tensor
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
-from .shan import SHANTexts, shan_loss
+from .shan import SHANTexts, check_lengths, check_tokens, shan_loss
 
 __all__ = ["RECIPE", "MODULES", "SGRAFNet", "SelfAttentionPool", "GraphReasoningStep",
            "AttentionFiltration", "similarity_vector", "text_to_image_attention",
@@ -365,18 +365,7 @@ class SGRAFNet(nn.Module):
     def encode_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> SHANTexts:
         """Token ids (M, n), lengths (M,) -> SHANTexts(words (M, n, D) unit rows, zero at
         padding; lengths). Sequences are packed: padding never enters the Bi-GRU."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
-            raise HAANInputError(f"tokens must be a 2-d tensor (M, n) of token ids, got "
-                                 f"{getattr(tokens, 'shape', type(tokens).__name__)}")
-        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-            raise HAANInputError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
-        check_nonempty(tokens, "tokens")
-        check_nonempty(tokens, "tokens", 1)
-        lengths = _check_lengths(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
-        if (tokens < 0).any() or (tokens >= self.vocab_size).any():
-            raise HAANInputError(f"token ids must lie in 0..{self.vocab_size - 1} (the "
-                                 f"vocabulary), got min {int(tokens.min())}, "
-                                 f"max {int(tokens.max())}")
+        lengths = check_tokens(tokens, lengths, self.vocab_size)
         return SHANTexts(_unit(self.txt.words(tokens, lengths)), lengths)
 
     # ------------------------------------------------------------- scores
@@ -480,22 +469,8 @@ class SGRAFNet(nn.Module):
             raise HAANInputError(
                 f"img_emb and words must have width embed_dim={self.embed_dim}, got "
                 f"{img_emb.shape[2]} and {words.shape[2]}")
-        lengths = _check_lengths(lengths, words.shape[0], words.shape[1], words.device)
+        lengths = check_lengths(lengths, words.shape[0], words.shape[1], words.device)
         return img_emb, words, lengths
-
-
-def _check_lengths(lengths, M: int, n: int, device) -> torch.Tensor:
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.shape[0] != M:
-        raise HAANInputError(
-            f"lengths must be a 1-d tensor with one entry per text ({M}), got "
-            f"{getattr(lengths, 'shape', type(lengths).__name__)}")
-    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-        raise HAANInputError(
-            f"lengths must hold integer word counts, got dtype {lengths.dtype}")
-    if M and ((lengths < 1).any() or (lengths > n).any()):
-        raise HAANInputError(f"every length must lie in 1..{n} (the padded text length); "
-                             f"got min {int(lengths.min())}, max {int(lengths.max())}")
-    return lengths.to(device=device, dtype=torch.long)
 
 
 # ----------------------------------------------------------------- loss and combination

@@ -335,13 +335,7 @@ class SHANNet(nn.Module):
     def encode_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> SHANTexts:
         """SHAN eq. 2: token ids (M, n) -> Bi-GRU word features t_j (mean of the two
         directions), zero at padding; unit rows when ``l2_norm``."""
-        if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
-            raise HAANInputError(f"tokens must be a 2-d tensor (M, n) of token ids, got "
-                                 f"{getattr(tokens, 'shape', type(tokens).__name__)}")
-        if tokens.is_floating_point() or tokens.is_complex():
-            raise HAANInputError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
-        check_nonempty(tokens, "tokens")
-        lengths = _check_lengths(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
+        lengths = check_tokens(tokens, lengths)
         words = self.txt.words(tokens, lengths)
         if self.l2_norm:
             words = F.normalize(words, dim=-1, eps=EPS)
@@ -423,16 +417,37 @@ class SHANNet(nn.Module):
             raise HAANInputError(
                 f"img_emb and words must have width embed_dim={self.embed_dim}, got "
                 f"{img_emb.shape[2]} and {words.shape[2]}")
-        lengths = _check_lengths(lengths, words.shape[0], words.shape[1], words.device)
+        lengths = check_lengths(lengths, words.shape[0], words.shape[1], words.device)
         return img_emb, words, lengths
 
 
-def _check_lengths(lengths, M: int, n: int, device) -> torch.Tensor:
+def check_tokens(tokens, lengths, vocab_size: int | None = None) -> torch.Tensor:
+    """Validate a batch of texts, token ids (M, n) (0 = padding) and their lengths (M,),
+    with a clear error naming what is wrong; returns the lengths as a long tensor on the
+    tokens' device (shared by SHAN, TSHSR, SCAN and SGRAF)."""
+    if not isinstance(tokens, torch.Tensor) or tokens.dim() != 2:
+        raise HAANInputError(f"tokens must be a 2-d tensor (M, n) of token ids, got "
+                             f"{getattr(tokens, 'shape', type(tokens).__name__)}")
+    if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
+        raise HAANInputError(f"tokens must hold integer ids, got dtype {tokens.dtype}")
+    check_nonempty(tokens, "tokens")
+    check_nonempty(tokens, "tokens", 1)
+    lengths = check_lengths(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
+    if vocab_size is not None and ((tokens < 0).any() or (tokens >= vocab_size).any()):
+        raise HAANInputError(f"token ids must lie in 0..{vocab_size - 1} (the vocabulary), "
+                             f"got min {int(tokens.min())}, max {int(tokens.max())}")
+    return lengths
+
+
+def check_lengths(lengths, M: int, n: int, device) -> torch.Tensor:
+    """The word counts of M texts padded to n words as a long tensor on ``device``; a
+    clear error when they are not 1-d integers in 1..n (shared by SHAN, TSHSR, SCAN and
+    SGRAF)."""
     if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 or lengths.shape[0] != M:
         raise HAANInputError(
             f"lengths must be a 1-d tensor with one entry per text ({M}), got "
             f"{getattr(lengths, 'shape', type(lengths).__name__)}")
-    if lengths.is_floating_point() or lengths.is_complex():
+    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
         raise HAANInputError(
             f"lengths must hold integer word counts, got dtype {lengths.dtype}")
     if M and ((lengths < 1).any() or (lengths > n).any()):

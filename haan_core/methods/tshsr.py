@@ -40,6 +40,7 @@ from ..errors import HAANInputError, check_labels, check_nonempty, check_tensor
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
 from .ranking import hinge_sum
+from .shan import check_lengths, check_tokens
 
 GLOBAL_POOLS = ("attention", "mean")
 SIM_NORMS = ("projected", "difference")
@@ -66,22 +67,6 @@ def _l2(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(EPS)
 
 
-def _check_lengths(lengths, n_texts: int, beta: int, device) -> torch.Tensor:
-    if not isinstance(lengths, torch.Tensor) or lengths.dim() != 1 \
-            or lengths.shape[0] != n_texts:
-        raise HAANInputError(
-            f"lengths must be a 1-d tensor with one entry per text ({n_texts}), "
-            f"got {getattr(lengths, 'shape', type(lengths).__name__)}")
-    if lengths.is_floating_point() or lengths.is_complex() or lengths.dtype == torch.bool:
-        raise HAANInputError(f"lengths must hold integer word counts, got dtype {lengths.dtype}")
-    lengths = lengths.to(device=device, dtype=torch.long)
-    if n_texts and ((lengths < 1).any() or (lengths > beta).any()):
-        raise HAANInputError(
-            f"every length must lie in 1..{beta} (the padded text length); "
-            f"got min {int(lengths.min())}, max {int(lengths.max())}")
-    return lengths
-
-
 def _check_pair_embeddings(regions, words, lengths):
     check_tensor(regions, "regions", 3)
     check_tensor(words, "words", 3)
@@ -92,7 +77,7 @@ def _check_pair_embeddings(regions, words, lengths):
     if regions.shape[2] != words.shape[2]:
         raise HAANInputError("regions and words must share the embedding width: got "
                              f"{regions.shape[2]} and {words.shape[2]}")
-    return _check_lengths(lengths, words.shape[0], words.shape[1], words.device)
+    return check_lengths(lengths, words.shape[0], words.shape[1], words.device)
 
 
 # ---------------------------------------------------------------------------------------
@@ -353,16 +338,7 @@ class TSHSRNet(nn.Module):
     def encode_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> TextEmbedding:
         """(M, beta) token ids (0 = padding), (M,) lengths -> :class:`TextEmbedding` with
         word vectors t_j, (M, beta, embed_dim), zero at padding."""
-        check_tensor(tokens, "tokens", 2, floating=False)
-        if tokens.is_floating_point() or tokens.is_complex() or tokens.dtype == torch.bool:
-            raise HAANInputError(f"tokens must hold integer token ids, got dtype {tokens.dtype}")
-        check_nonempty(tokens, "tokens")
-        check_nonempty(tokens, "tokens", 1)
-        lengths = _check_lengths(lengths, tokens.shape[0], tokens.shape[1], tokens.device)
-        if (tokens < 0).any() or (tokens >= self.vocab_size).any():
-            raise HAANInputError(f"token ids must lie in 0..{self.vocab_size - 1} (the "
-                                 f"vocabulary), got min {int(tokens.min())}, "
-                                 f"max {int(tokens.max())}")
+        lengths = check_tokens(tokens, lengths, self.vocab_size)
         real = word_mask(lengths, tokens.shape[1])
         t = self.txt.words(tokens, lengths)          # packed: padding tokens are never read
         t = _l2(t) if self.l2_norm else t
