@@ -58,10 +58,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import HAANInputError, check_nonempty, check_tensor
+from ..errors import HAANInputError
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
-from .shan import check_lengths, check_tokens, shan_loss
+from .shan import check_pair_embeddings, check_patches, check_tokens, shan_loss
 
 __all__ = ["SCANTexts", "SCANNet", "region_word_cosine", "clipped_l2norm",
            "cross_attention", "attended_vectors", "relevance", "pool", "scan_loss",
@@ -275,12 +275,7 @@ class SCANNet(nn.Module):
 
     def encode_images(self, patch_feats: torch.Tensor) -> torch.Tensor:
         """SCAN Sec. 3.3 per patch: (N, k, img_dim) -> (N, k, D) unit rows v_i."""
-        check_tensor(patch_feats, "patch_feats", 3)
-        check_nonempty(patch_feats, "patch_feats")
-        check_nonempty(patch_feats, "patch_feats", 1)
-        if patch_feats.shape[2] != self.img_dim:
-            raise HAANInputError(f"patch_feats has width {patch_feats.shape[2]}, the model "
-                                 f"was built for img_dim={self.img_dim}")
+        check_patches(patch_feats, self.img_dim)
         return F.normalize(self.img(patch_feats), dim=-1, eps=EPS)
 
     def encode_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> SCANTexts:
@@ -333,25 +328,11 @@ class SCANNet(nn.Module):
         return {"score": score}
 
     def _check_embeddings(self, img_emb, txt_emb):
-        check_tensor(img_emb, "img_emb", 3)
-        check_nonempty(img_emb, "img_emb")
-        check_nonempty(img_emb, "img_emb", 1)
-        if not (isinstance(txt_emb, tuple) and len(txt_emb) == 2):
-            raise HAANInputError("txt_emb must be the (words, lengths) pair that "
-                                 f"encode_texts returns, got {type(txt_emb).__name__}")
-        words, lengths = txt_emb
-        check_tensor(words, "words", 3)
-        check_nonempty(words, "words")
-        check_nonempty(words, "words", 1)
-        if img_emb.shape[2] != self.embed_dim or words.shape[2] != self.embed_dim:
-            raise HAANInputError(
-                f"img_emb and words must have width embed_dim={self.embed_dim}, got "
-                f"{img_emb.shape[2]} and {words.shape[2]}")
+        img_emb, words, lengths = check_pair_embeddings(img_emb, txt_emb, self.embed_dim)
         if img_emb.dtype != words.dtype or img_emb.device != words.device:
             raise HAANInputError(
                 f"img_emb and words must share dtype and device, got {img_emb.dtype} on "
                 f"{img_emb.device} and {words.dtype} on {words.device}")
-        lengths = check_lengths(lengths, words.shape[0], words.shape[1], words.device)
         mask = word_mask(lengths, words.shape[1])
         words = torch.where(mask[..., None], words, torch.zeros_like(words))
         return img_emb, words, mask

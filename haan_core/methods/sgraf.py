@@ -88,10 +88,11 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..errors import HAANInputError, check_nonempty, check_tensor
+from ..errors import HAANInputError, check_tensor
 from ..models import TextEncoder
 from ..similarity import EPS, word_mask
-from .shan import SHANTexts, check_lengths, check_tokens, shan_loss
+from .shan import (SHANTexts, check_pair_embeddings, check_patches, check_tokens,
+                   shan_loss)
 
 __all__ = ["RECIPE", "MODULES", "SGRAFNet", "SelfAttentionPool", "GraphReasoningStep",
            "AttentionFiltration", "similarity_vector", "text_to_image_attention",
@@ -354,12 +355,7 @@ class SGRAFNet(nn.Module):
 
     def encode_images(self, patch_feats: torch.Tensor) -> torch.Tensor:
         """(N, K, img_dim) patch ("region") features -> (N, K, D) unit region vectors."""
-        check_tensor(patch_feats, "patch_feats", 3)
-        check_nonempty(patch_feats, "patch_feats")
-        check_nonempty(patch_feats, "patch_feats", 1)
-        if patch_feats.shape[2] != self.img_dim:
-            raise HAANInputError(f"patch_feats has width {patch_feats.shape[2]}, the model "
-                                 f"was built for img_dim={self.img_dim}")
+        check_patches(patch_feats, self.img_dim)
         return _unit(self.img(patch_feats))
 
     def encode_texts(self, tokens: torch.Tensor, lengths: torch.Tensor) -> SHANTexts:
@@ -455,22 +451,7 @@ class SGRAFNet(nn.Module):
         return out
 
     def _check_embeddings(self, img_emb, txt_emb):
-        check_tensor(img_emb, "img_emb", 3)
-        check_nonempty(img_emb, "img_emb")
-        check_nonempty(img_emb, "img_emb", 1)
-        if not (isinstance(txt_emb, tuple) and len(txt_emb) == 2):
-            raise HAANInputError("txt_emb must be the (words, lengths) pair that "
-                                 f"encode_texts returns, got {type(txt_emb).__name__}")
-        words, lengths = txt_emb
-        check_tensor(words, "words", 3)
-        check_nonempty(words, "words")
-        check_nonempty(words, "words", 1)
-        if img_emb.shape[2] != self.embed_dim or words.shape[2] != self.embed_dim:
-            raise HAANInputError(
-                f"img_emb and words must have width embed_dim={self.embed_dim}, got "
-                f"{img_emb.shape[2]} and {words.shape[2]}")
-        lengths = check_lengths(lengths, words.shape[0], words.shape[1], words.device)
-        return img_emb, words, lengths
+        return check_pair_embeddings(img_emb, txt_emb, self.embed_dim)
 
 
 # ----------------------------------------------------------------- loss and combination

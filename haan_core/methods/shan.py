@@ -308,12 +308,7 @@ class SHANNet(nn.Module):
         """SHAN eq. 1 per patch (and, with ``global_dim``, for the global feature, appended
         as the last region): (N, alpha, img_dim) [, (N, global_dim)] -> (N, k, D),
         k = alpha or alpha + 1; unit rows when ``l2_norm``."""
-        check_tensor(patch_feats, "patch_feats", 3)
-        check_nonempty(patch_feats, "patch_feats")
-        check_nonempty(patch_feats, "patch_feats", 1)
-        if patch_feats.shape[2] != self.img_dim:
-            raise HAANInputError(f"patch_feats has width {patch_feats.shape[2]}, the model "
-                                 f"was built for img_dim={self.img_dim}")
+        check_patches(patch_feats, self.img_dim)
         regions = self.img(patch_feats)
         if self.glob is not None:
             if global_feats is None:
@@ -405,20 +400,38 @@ class SHANNet(nn.Module):
         return out
 
     def _check_embeddings(self, img_emb, txt_emb):
-        check_tensor(img_emb, "img_emb", 3)
-        check_nonempty(img_emb, "img_emb")
-        if not (isinstance(txt_emb, tuple) and len(txt_emb) == 2):
-            raise HAANInputError("txt_emb must be the (words, lengths) pair that "
-                                 f"encode_texts returns, got {type(txt_emb).__name__}")
-        words, lengths = txt_emb
-        check_tensor(words, "words", 3)
-        check_nonempty(words, "words")
-        if img_emb.shape[2] != self.embed_dim or words.shape[2] != self.embed_dim:
-            raise HAANInputError(
-                f"img_emb and words must have width embed_dim={self.embed_dim}, got "
-                f"{img_emb.shape[2]} and {words.shape[2]}")
-        lengths = check_lengths(lengths, words.shape[0], words.shape[1], words.device)
-        return img_emb, words, lengths
+        return check_pair_embeddings(img_emb, txt_emb, self.embed_dim)
+
+
+def check_patches(patch_feats, img_dim: int) -> None:
+    """(N, k, img_dim) patch features, non-empty, of the width a model was built for."""
+    check_tensor(patch_feats, "patch_feats", 3)
+    check_nonempty(patch_feats, "patch_feats")
+    check_nonempty(patch_feats, "patch_feats", 1)
+    if patch_feats.shape[2] != img_dim:
+        raise HAANInputError(f"patch_feats has width {patch_feats.shape[2]}, the model "
+                             f"was built for img_dim={img_dim}")
+
+
+def check_pair_embeddings(img_emb, txt_emb, embed_dim: int) -> tuple:
+    """Region embeddings (N, k, D) and the (words (M, n, D), lengths) pair of
+    ``encode_texts``, of width ``embed_dim``: returns (img_emb, words, lengths as long)."""
+    check_tensor(img_emb, "img_emb", 3)
+    check_nonempty(img_emb, "img_emb")
+    check_nonempty(img_emb, "img_emb", 1)
+    if not (isinstance(txt_emb, tuple) and len(txt_emb) == 2):
+        raise HAANInputError("txt_emb must be the (words, lengths) pair that "
+                             f"encode_texts returns, got {type(txt_emb).__name__}")
+    words, lengths = txt_emb
+    check_tensor(words, "words", 3)
+    check_nonempty(words, "words")
+    check_nonempty(words, "words", 1)
+    if img_emb.shape[2] != embed_dim or words.shape[2] != embed_dim:
+        raise HAANInputError(
+            f"img_emb and words must have width embed_dim={embed_dim}, got "
+            f"{img_emb.shape[2]} and {words.shape[2]}")
+    return img_emb, words, check_lengths(lengths, words.shape[0], words.shape[1],
+                                         words.device)
 
 
 def check_tokens(tokens, lengths, vocab_size: int | None = None) -> torch.Tensor:
