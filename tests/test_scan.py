@@ -12,20 +12,11 @@ from haan_core.methods.scan import SCANNet, clipped_l2norm, scan_loss
 from haan_core.methods.shan import shan_loss
 from haan_core.metrics import chance_map, mean_average_precision
 
+from .reference import cosine as cos
+from .reference import dot, norm
+
 
 # ----------------------------------------------------------------- the reference loops
-
-def dot(a, b):
-    return sum(x * y for x, y in zip(a, b))
-
-
-def norm(a):
-    return math.sqrt(dot(a, a))
-
-
-def cos(a, b):
-    return dot(a, b) / (norm(a) * norm(b))
-
 
 def softmax(xs):
     top = max(xs)

@@ -13,24 +13,15 @@ from haan_core.methods.sgraf import (RECIPE, AttentionFiltration, GraphReasoning
 from haan_core.methods.shan import shan_loss
 from haan_core.metrics import chance_map, mean_average_precision
 
+from .reference import cosine as cos
+from .reference import dot, norm
+
 
 # ----------------------------------------------------------------- the reference loops
-
-def dot(a, b):
-    return sum(x * y for x, y in zip(a, b))
-
-
-def norm(a):
-    return math.sqrt(dot(a, a))
-
 
 def unit(a):
     n = norm(a)
     return [x / n for x in a]
-
-
-def cos(a, b):
-    return dot(a, b) / (norm(a) * norm(b))
 
 
 def matvec(W, x):
