@@ -1,6 +1,6 @@
-"""SCAN (Lee et al., ECCV 2018): Sec. 3.1 (s, s_bar, eqs. 1-4 in both formulations) and
-the Sec. 3.2 loss against explicit loops, one image-text pair (or one anchor) at a time,
-in Python floats."""
+"""SCAN (Lee et al., ECCV 2018): Sec. 3.1 (eqs. 1-8: s, s_bar, the attention, R and the
+pooling in both formulations) and the Sec. 3.2 loss (eq. 12) against explicit loops, one
+image-text pair (or one anchor) at a time, in Python floats."""
 import math
 
 import pytest
@@ -38,27 +38,27 @@ def ref_pair(p, V, T):
     from the paper's displays and the reference code's clipped_l2norm."""
     k, n = len(V), len(T)
     slope, lam1, lam2 = p["slope"], p["lam1"], p["lam2"]
-    s = [[cos(V[i], T[j]) for j in range(n)] for i in range(k)]                 # s_ij
+    s = [[cos(V[i], T[j]) for j in range(n)] for i in range(k)]                 # eq. 1
     c = [[x if x > 0 else slope * x for x in row] for row in s]                # LeakyReLU
     if p["formulation"] == "t2i":
         # s_bar: each region's row normalised over the words j
         s_bar = [unit_or_zero(c[i]) for i in range(k)]
-        # eq. 1 (t-i): each word j attends over the regions i
+        # t-i attention (inline in Sec. 3.1): each word j attends over the regions i
         cols = [softmax([lam1 * s_bar[i][j] for i in range(k)]) for j in range(n)]
         alpha = [[cols[j][i] for j in range(n)] for i in range(k)]
         attended = [combine(cols[j], V) for j in range(n)]                     # a^v_j
-        R = [cos(T[j], attended[j]) for j in range(n)]                         # eq. 2 (t-i)
+        R = [cos(T[j], attended[j]) for j in range(n)]                         # R' (t-i)
     else:
         # s_bar: each word's column normalised over the regions i
         cols = [unit_or_zero([c[i][j] for i in range(k)]) for j in range(n)]
         s_bar = [[cols[j][i] for j in range(n)] for i in range(k)]
-        # eq. 1 (i-t): each region i attends over the words j
+        # eq. 3 (i-t): each region i attends over the words j
         alpha = [softmax([lam1 * s_bar[i][j] for j in range(n)]) for i in range(k)]
-        attended = [combine(alpha[i], T) for i in range(k)]                    # a^t_i
-        R = [cos(V[i], attended[i]) for i in range(k)]                         # eq. 2
-    if p["pooling"] == "lse":                                                  # eq. 3
+        attended = [combine(alpha[i], T) for i in range(k)]                    # eq. 2
+        R = [cos(V[i], attended[i]) for i in range(k)]                         # eq. 4
+    if p["pooling"] == "lse":                                                  # eqs. 5, 7
         score = math.log(sum(math.exp(lam2 * r) for r in R)) / lam2
-    else:                                                                      # eq. 4
+    else:                                                                      # eqs. 6, 8
         score = sum(R) / len(R)
     return {"s": s, "s_bar": s_bar, "alpha": alpha, "attended": attended, "R": R,
             "score": score}
@@ -152,10 +152,10 @@ def _emb(seed=1, N=3, k=9, M=4, n=5, lengths=(5, 1, 3, 2)):
 
 @pytest.mark.parametrize("cfg", list(CONFIGS))
 def test_every_step_equals_the_loop(cfg):
-    """s_ij, s_bar (LeakyReLU then l2 over the query fragments), the attention of eq. 1,
-    the attended vectors, R (eq. 2, computed through the Gram matrix) and the pooled
-    score (eq. 3 or 4), pair by pair, against the Python-float loop; ``similarity`` (the
-    chunked path) gives the same scores."""
+    """s_ij, s_bar (LeakyReLU then l2 over the query fragments), the attention (eq. 3),
+    the attended vectors (eq. 2), R (eq. 4, computed through the Gram matrix) and the
+    pooled score (eqs. 5-8), pair by pair, against the Python-float loop; ``similarity``
+    (the chunked path) gives the same scores."""
     net = _net(**CONFIGS[cfg])
     regions, (words, lengths) = _emb()
     with torch.no_grad():

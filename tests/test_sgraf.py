@@ -1,4 +1,4 @@
-"""SGRAF (Diao et al., AAAI 2021): eqs. 1-9 against explicit loops, one image-text pair
+"""SGRAF (Diao et al., AAAI 2021): eqs. 1-10 against explicit loops, one image-text pair
 (or one node, one caption) at a time, in Python floats."""
 import copy
 import math
@@ -95,24 +95,24 @@ def ref_simvec(Wb, x, y):
 
 
 def ref_pair(p, V, T, v_glo, t_glo):
-    """Eqs. 2-4 for one image (K regions V) and one text (its L real words T)."""
+    """Eqs. 2-5 for one image (K regions V) and one text (its L real words T)."""
     K, L = len(V), len(T)
     leaky = lambda x: x if x >= 0 else p["slope"] * x                       # noqa: E731
     c = [[leaky(cos(V[i], T[j])) for j in range(L)] for i in range(K)]
     # over words; a region no word matches (possible at slope 0) has norm 0: floor 1e-8
     c_hat = [[c[i][j] / max(math.sqrt(sum(x * x for x in c[i])), 1e-8) for j in range(L)]
              for i in range(K)]
-    cols = [softmax([p["lam"] * c_hat[i][j] for i in range(K)]) for j in range(L)]
-    attended = [unit(combine(cols[j], V)) for j in range(L)]               # eq. 3
+    cols = [softmax([p["lam"] * c_hat[i][j] for i in range(K)]) for j in range(L)]  # eq. 3
+    attended = [unit(combine(cols[j], V)) for j in range(L)]               # eq. 4
     s_glo = ref_simvec(p["glo"], v_glo, t_glo)                             # eq. 2
-    s_loc = [ref_simvec(p["loc"], attended[j], T[j]) for j in range(L)]    # eq. 4
+    s_loc = [ref_simvec(p["loc"], attended[j], T[j]) for j in range(L)]    # eq. 5
     return {"alpha": [[cols[j][i] for j in range(L)] for i in range(K)],
             "attended": attended, "s_glo": s_glo, "s_loc": s_loc,
             "nodes": [s_glo] + s_loc}
 
 
 def ref_sgr_step(step, nodes):
-    """Eqs. 5-6, one node p at a time."""
+    """Eqs. 6-8, one node p at a time."""
     w_in, W_out, w_r = step
     q = [affine(w_in, s) for s in nodes]
     k = [matvec(W_out, s) for s in nodes]
@@ -123,8 +123,9 @@ def ref_sgr_step(step, nodes):
 
 
 def ref_saf(saf, per_image_nodes, train):
-    """Eqs. 7-8 for one caption against every image: the batch norm's statistics (train)
-    run over all images and the caption's nodes, as the reference's BatchNorm1d(1) does.
+    """Eq. 9 and s_f for one caption against every image: the batch norm's statistics
+    (train) run over all images and the caption's nodes, as the reference's BatchNorm1d(1)
+    does.
     Returns ([(beta, s_f) per image], mean, unbiased variance)."""
     z = [[dot(saf["wf"], s) + saf["bf"] for s in nodes] for nodes in per_image_nodes]
     mean = var = None
@@ -232,8 +233,8 @@ def _mode_net(module, mode, **kw):
 # ----------------------------------------------------------------- the equations
 
 def test_attention_and_similarity_vectors_equal_loop():
-    """Eq. 3 (attention weights, attended images), the pooled global vectors, eq. 2 (the
-    global similarity vector) and eq. 4 (one per real word), for padded captions of
+    """Eqs. 3-4 (attention weights, attended images), the pooled global vectors, eq. 2
+    (the global similarity vector) and eq. 5 (one per real word), for padded captions of
     lengths 5, 1, 3, 2."""
     net = _net()
     regions, (words, lengths) = _emb()
@@ -274,7 +275,7 @@ def test_the_papers_relu_is_leaky_slope_0():
 
 
 def test_one_sgr_step_equals_loop_over_nodes():
-    """Eqs. 5-6 node by node, on the real nodes only; padded nodes, whatever they hold,
+    """Eqs. 6-8 node by node, on the real nodes only; padded nodes, whatever they hold,
     get no edge and leave the step as 0."""
     torch.manual_seed(0)
     step = GraphReasoningStep(S_DIM).double()
@@ -297,7 +298,7 @@ def test_one_sgr_step_equals_loop_over_nodes():
 
 @pytest.mark.parametrize("train", [False, True])
 def test_saf_weighting_equals_loop(train):
-    """Eqs. 7-8 with the batch norm: per caption, its statistics over all images and the
+    """Eq. 9 and s_f with the batch norm: per caption, its statistics over all images and the
     caption's real nodes (train) or the running ones (eval); garbage at padded nodes
     changes nothing."""
     torch.manual_seed(0)

@@ -11,18 +11,20 @@ stacked attentions (Section 3.1), in one of two formulations:
   attended sentence vector a^t_i is compared with its region, and the regions' relevances
   are pooled.
 
-In both: s_ij = cos(v_i, e_j); the normalised similarity s_bar_ij (Sec. 3.1, unnumbered):
-the paper's text thresholds at zero and l2-normalises, [s_ij]_+ / sqrt(sum [s_ij]_+^2),
-over the regions i for i-t and over the words j for t-i, i.e. over the fragments that
-query; the reference implementation (kuanghuei/SCAN, model.py, ``func_attention`` with
-its default ``raw_feature_norm="clipped_l2norm"``) uses LeakyReLU(0.1) instead of
-[.]_+, then the same l2 norm; attention weights softmax(lambda_1 s_bar) over the attended
-fragments (eq. 1 for i-t); the attended vector (eq. 1); the relevance R, the cosine
-between a query fragment and its attended vector (eq. 2); and the score, LogSumExp
-pooling (1 / lambda_2) log sum exp(lambda_2 R) (eq. 3) or average pooling (eq. 4) over
-the query fragments. The t-i formulation repeats eqs. 1-4 with the roles swapped.
-(Equation numbers are those of the i-t displays of Section 3.1; the t-i displays and the
-loss of Section 3.2 are named by their section.)
+In both: s_ij = cos(v_i, e_j) (eq. 1); the normalised similarity s_bar_ij (Sec. 3.1,
+inline): the paper's text thresholds at zero and l2-normalises, [s_ij]_+ / sqrt(sum
+[s_ij]_+^2), over the regions i for i-t and over the words j for t-i, i.e. over the
+fragments that query; the reference implementation (kuanghuei/SCAN, model.py,
+``func_attention`` with its default ``raw_feature_norm="clipped_l2norm"``) uses
+LeakyReLU(0.1) instead of [.]_+, then the same l2 norm; attention weights
+softmax(lambda_1 s_bar) over the attended fragments (eq. 3 for i-t); the attended vector
+(eq. 2 for i-t); the relevance R, the cosine between a query fragment and its attended
+vector (eq. 4 for i-t); and the score, LogSumExp pooling (1 / lambda_2) log sum
+exp(lambda_2 R) (eq. 5 for i-t, eq. 7 for t-i) or average pooling (eq. 6 for i-t, eq. 8
+for t-i) over the query fragments. The t-i formulation's normalisation, attention and R'
+are written inline in Section 3.1 (the same forms with the roles swapped). Equation
+numbers are those of the ECCV 2018 paper, checked against its PDF; the loss is eq. 12
+(hardest negative; eq. 11 sums over all negatives), Section 3.2.
 
 Training uses SCAN's hinge triplet loss with the hardest negative of the batch (Sec. 3.2,
 VSE++), summed over the batch as the reference ``ContrastiveLoss`` does.
@@ -91,7 +93,7 @@ def _check_formulation(formulation: str) -> None:
 
 
 def region_word_cosine(V: torch.Tensor, T: torch.Tensor) -> torch.Tensor:
-    """SCAN Sec. 3.1: s_ij = v_i . e_j / (|v_i| |e_j|) for all pairs, norms floored at EPS.
+    """SCAN eq. 1: s_ij = v_i . e_j / (|v_i| |e_j|) for all pairs, norms floored at EPS.
     V (N, k, D), T (M, n, D) -> s (N, M, k, n)."""
     dots = torch.einsum("akd,bjd->abkj", V, T)
     return dots / (V.norm(dim=-1)[:, None, :, None]
@@ -118,7 +120,7 @@ def clipped_l2norm(s: torch.Tensor, mask: torch.Tensor, formulation: str = "t2i"
 
 def cross_attention(s_bar: torch.Tensor, mask: torch.Tensor, formulation: str = "t2i",
                     lambda_softmax: float = 9.0) -> torch.Tensor:
-    """SCAN eq. 1 (i-t) and its t-i counterpart: the attention weights.
+    """SCAN eq. 3 (i-t) and its t-i counterpart (Sec. 3.1, inline): the attention weights.
 
     "i2t": alpha_ij = softmax over the real words j of lambda_1 s_bar_ij (each region
     attends over the words; exactly 0 at padded words). "t2i": alpha'_ij = softmax over
@@ -136,7 +138,8 @@ def cross_attention(s_bar: torch.Tensor, mask: torch.Tensor, formulation: str = 
 
 def attended_vectors(alpha: torch.Tensor, V: torch.Tensor, T: torch.Tensor,
                      formulation: str = "t2i") -> torch.Tensor:
-    """SCAN eq. 1 (i-t) and its t-i counterpart: the attended vectors, built explicitly.
+    """SCAN eq. 2 (i-t) and its t-i counterpart (inline): the attended vectors, built
+    explicitly.
 
     "t2i": a^v_j = sum_i alpha'_ij v_i -> (N, M, n, D) (0 at padded words);
     "i2t": a^t_i = sum_j alpha_ij e_j -> (N, M, k, D).
@@ -150,8 +153,9 @@ def attended_vectors(alpha: torch.Tensor, V: torch.Tensor, T: torch.Tensor,
 
 def relevance(alpha: torch.Tensor, V: torch.Tensor, T: torch.Tensor, mask: torch.Tensor,
               formulation: str = "t2i") -> torch.Tensor:
-    """SCAN eq. 2 (i-t) and its t-i counterpart: R, the cosine of each query fragment and
-    its attended vector, for all pairs, without building the attended vectors.
+    """SCAN eq. 4 (i-t) and its t-i counterpart R' (inline): R, the cosine of each query
+    fragment and its attended vector, for all pairs, without building the attended
+    vectors.
 
     With q a query fragment, c_1.. the attended fragments and a = sum alpha_c c:
     q . a = sum alpha_c (q . c) and |a|^2 = sum sum alpha_c alpha_c' (c . c'), the Gram
@@ -182,9 +186,10 @@ def relevance(alpha: torch.Tensor, V: torch.Tensor, T: torch.Tensor, mask: torch
 
 def pool(R: torch.Tensor, mask: torch.Tensor, formulation: str = "t2i",
          pooling: str = "lse", lambda_lse: float = 6.0) -> torch.Tensor:
-    """SCAN eq. 3 (LogSumExp, "lse"): S = (1 / lambda_2) log sum exp(lambda_2 R), and
-    eq. 4 (average, "mean"): S = mean R, over the k regions (i2t) or over the real words
-    of each text (t2i; padded words are not pooled). R (N, M, k or n) -> S (N, M)."""
+    """SCAN eqs. 5 and 7 (LogSumExp, "lse"): S = (1 / lambda_2) log sum exp(lambda_2 R),
+    and eqs. 6 and 8 (average, "mean"): S = mean R, over the k regions (i2t: eqs. 5, 6)
+    or over the real words of each text (t2i: eqs. 7, 8; padded words are not pooled).
+    R (N, M, k or n) -> S (N, M)."""
     _check_formulation(formulation)
     if pooling not in POOLINGS:
         raise HAANInputError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
@@ -228,9 +233,10 @@ class SCANNet(nn.Module):
       embed_dim=1024 D, the joint space (Sec. 3.3-3.4)
       formulation="t2i"  "t2i" (Text-Image, words attend over regions) or "i2t"
                      (Image-Text, regions attend over words)
-      pooling="lse"  "lse" (eq. 3, LogSumExp) or "mean" (eq. 4, average, the paper's AVG)
-      lambda_softmax=9.0  lambda_1, the inverse temperature of eq. 1's softmax
-      lambda_lse=6.0 lambda_2 of eq. 3 (unused by "mean")
+      pooling="lse"  "lse" (eqs. 5/7, LogSumExp) or "mean" (eqs. 6/8, average, the
+                     paper's AVG)
+      lambda_softmax=9.0  lambda_1, the inverse temperature of eq. 3's softmax
+      lambda_lse=6.0 lambda_2 of eqs. 5/7 (unused by "mean")
       negative_slope=0.1  the clip of s_bar: LeakyReLU(0.1), the reference code's
                      "clipped_l2norm"; 0 gives the paper's text, [s]_+
       max_chunk_elements=2**24  texts per chunk when ``similarity`` gets no chunk_size:
@@ -253,8 +259,8 @@ class SCANNet(nn.Module):
         super().__init__()
         _check_formulation(formulation)
         if pooling not in POOLINGS:
-            raise HAANInputError(f"pooling must be one of {POOLINGS} (lse: eq. 3, mean: "
-                                 f"eq. 4), got {pooling!r}")
+            raise HAANInputError(f"pooling must be one of {POOLINGS} (lse: eqs. 5/7, "
+                                 f"mean: eqs. 6/8), got {pooling!r}")
         for name, value in (("img_dim", img_dim), ("vocab_size", vocab_size),
                             ("word_dim", word_dim), ("embed_dim", embed_dim),
                             ("max_chunk_elements", max_chunk_elements)):
@@ -289,10 +295,11 @@ class SCANNet(nn.Module):
 
     def similarity(self, img_emb: torch.Tensor, txt_emb, chunk_size: int | None = None
                    ) -> torch.Tensor:
-        """S(I, T) (eq. 3 or 4, of the chosen formulation) for every image against every
-        text: (N, M). Texts are processed ``chunk_size`` at a time (by default as many as
-        keep N * chunk * k * n under ``max_chunk_elements``); the chunking changes nothing
-        but memory. Words at positions >= length never influence a score."""
+        """S(I, T) (eqs. 5-8, of the chosen formulation and pooling) for every image
+        against every text: (N, M). Texts are processed ``chunk_size`` at a time (by
+        default as many as keep N * chunk * k * n under ``max_chunk_elements``); the
+        chunking changes nothing but memory. Words at positions >= length never
+        influence a score."""
         V, T, mask = self._check_embeddings(img_emb, txt_emb)
         N, k, _ = V.shape
         M, n, _ = T.shape
@@ -308,8 +315,8 @@ class SCANNet(nn.Module):
     def explain(self, img_emb: torch.Tensor, txt_emb) -> dict:
         """Every intermediate for all N x M pairs, unchunked (for small batches: tests and
         attention maps such as the paper's figures). Keys: s (N, M, k, n), s_bar,
-        alpha (Sec. 3.1, eq. 1), attended (eq. 1: (N, M, n, D) for t2i, (N, M, k, D) for
-        i2t), R (eq. 2: (N, M, n) or (N, M, k)), score (eq. 3 or 4, (N, M))."""
+        alpha (Sec. 3.1, eq. 3), attended (eq. 2: (N, M, n, D) for t2i, (N, M, k, D) for
+        i2t), R (eq. 4: (N, M, n) or (N, M, k)), score (eqs. 5-8, (N, M))."""
         V, T, mask = self._check_embeddings(img_emb, txt_emb)
         out = self._pairs(V, T, mask, details=True)
         out["attended"] = attended_vectors(out["alpha"], V, T, self.formulation)
@@ -318,11 +325,11 @@ class SCANNet(nn.Module):
     def _pairs(self, V, T, mask, details=False) -> dict:
         """All images V (N, k, D) against the texts T (c, n, D), zero at padding."""
         f = self.formulation
-        s = region_word_cosine(V, T)                                         # Sec. 3.1
+        s = region_word_cosine(V, T)                                         # eq. 1
         s_bar = clipped_l2norm(s, mask, f, self.negative_slope)              # Sec. 3.1
-        alpha = cross_attention(s_bar, mask, f, self.lambda_softmax)         # eq. 1
-        R = relevance(alpha, V, T, mask, f)                                  # eq. 2
-        score = pool(R, mask, f, self.pooling, self.lambda_lse)              # eq. 3 / 4
+        alpha = cross_attention(s_bar, mask, f, self.lambda_softmax)         # eq. 3
+        R = relevance(alpha, V, T, mask, f)                                  # eq. 4
+        score = pool(R, mask, f, self.pooling, self.lambda_lse)              # eqs. 5-8
         if details:
             return {"s": s, "s_bar": s_bar, "alpha": alpha, "R": R, "score": score}
         return {"score": score}
@@ -344,8 +351,8 @@ class SCANNet(nn.Module):
 def scan_loss(sim: torch.Tensor, img_labels: torch.Tensor, txt_labels: torch.Tensor,
               margin: float = 0.2, hardest: bool = True, directions: str = "both",
               reduction: str = "sum") -> torch.Tensor:
-    """SCAN Sec. 3.2, the bidirectional hinge triplet loss with the hardest negative
-    (VSE++), on a batch score matrix sim (N, M) of S(I, T) (eq. 3 or 4).
+    """SCAN eq. 12 (Sec. 3.2), the bidirectional hinge triplet loss with the hardest
+    negative (VSE++), on a batch score matrix sim (N, M) of S(I, T) (eqs. 5-8).
 
     For every positive pair (i, j), here a pair of the same class,
 
@@ -354,11 +361,12 @@ def scan_loss(sim: torch.Tensor, img_labels: torch.Tensor, txt_labels: torch.Ten
 
     a same-class pair is never a negative. This is the loss of SHAN (eq. 17), which took
     it from SCAN, so it delegates to :func:`haan_core.methods.shan.shan_loss` (the same
-    validation and options: ``hardest=False`` sums over all negatives, ``directions``
-    keeps one term). The only difference is the default ``reduction="sum"``: SCAN's
-    ``ContrastiveLoss`` returns the sum over the batch (cost_s.sum() + cost_im.sum()), not
-    a mean; with one positive per anchor (labels = arange) it is that loss exactly.
-    ``"mean"`` divides by the number of positive pairs. Margin 0.2 is SCAN's default.
+    validation and options: ``hardest=False`` sums over all negatives, eq. 11,
+    ``directions`` keeps one term). The only difference is the default
+    ``reduction="sum"``: SCAN's ``ContrastiveLoss`` returns the sum over the batch
+    (cost_s.sum() + cost_im.sum()), not a mean; with one positive per anchor (labels =
+    arange) it is that loss exactly. ``"mean"`` divides by the number of positive pairs.
+    Margin 0.2 is SCAN's default.
     """
     return shan_loss(sim, img_labels, txt_labels, margin=margin, hardest=hardest,
                      directions=directions, reduction=reduction)

@@ -7,37 +7,42 @@ SGRAF scores an image-text pair from *similarity vectors* rather than scalar cos
    queried by their mean (the reference's ``VisualSA``/``TextSA``);
 2. similarity representations (eq. 1): s(x, y; W) = W |x - y|^2 / ||W |x - y|^2||_2, with
    |.|^2 the element-wise square; one global vector s^g = s(v_bar, t_bar; W_g) (eq. 2) and,
-   for every word j, s^l_j = s(a^v_j, t_j; W_l) (eq. 4), where a^v_j is the image attended
-   by word j (text-to-image attention, eq. 3, SCAN's with temperature lambda = 9);
+   for every word j, s^l_j = s(a^v_j, t_j; W_l) (eq. 5), where a^v_j (eq. 4) is the image
+   attended by word j (text-to-image attention, eq. 3, SCAN's with temperature
+   lambda = 9);
 3. the L + 1 vectors are the nodes of a graph, reduced to one vector by either
    * SGR, Similarity Graph Reasoning: ``sgr_steps`` steps of edges e_pq = softmax_q of
-     (W_in s_p) . (W_out s_q) (eq. 5) and updates s_p <- ReLU(W_r sum_q e_pq s_q) (eq. 6);
+     (W_in s_p) . (W_out s_q) (eq. 6) and updates s_p <- ReLU(W_r sum_q e_pq s_q)
+     (eqs. 7-8);
      the global node is read out; or
    * SAF, Similarity Attention Filtration: weights beta_p = sigma(BN(W_f s_p)) / sum_q
-     sigma(BN(W_f s_q)) (eq. 7), s_f = sum_p beta_p s_p (eq. 8);
+     sigma(BN(W_f s_q)) (eq. 9), s_f = sum_p beta_p s_p (inline);
 4. the score is sigmoid(w . s + b).
 
 Training is the bidirectional hinge triplet loss with the hardest negative of the batch
-(eq. 9, VSE++'s), margin 0.2. The paper trains SGR and SAF as two separate networks and, for
-"SGRAF", averages the two networks' score matrices (:func:`sgraf_combine`). Here one
-:class:`SGRAFNet` is one of the two (``module="sgr"`` or ``"saf"``).
+(eq. 10, VSE++'s), margin 0.2. The paper trains SGR and SAF as two separate networks
+and, for "SGRAF", averages the two networks' score matrices (:func:`sgraf_combine`).
+Here one :class:`SGRAFNet` is one of the two (``module="sgr"`` or ``"saf"``).
 
-Equation numbers count the displayed equations of the paper's method section in order
-(1 the similarity function, 2 global, 3 attention, 4 local, 5 edges, 6 node update,
-7 SAF weights, 8 SAF sum, 9 the loss). They were taken from a transcription of the
-formulas, not from the PDF itself. Where the paper and its reference code
-(github.com/Paranioar/SGRAF, ``model.py``) differ, we follow the code and say so:
+Equation numbers are those of the paper (arXiv 2101.01368, checked against its PDF): 1
+the similarity function, 2 the global vector, 3 the attention weights, 4 the attended
+image vector, 5 the local vectors, 6 the edges, 7-8 the node update (aggregation, then
+ReLU of W_r), 9 the SAF weights (s_f is written inline), 10 the loss. Where the paper
+and its reference code (github.com/Paranioar/SGRAF, ``model.py``) differ, we follow the
+code and say so:
 
-* eq. 3: the reference normalises LeakyReLU(c_ij, 0.1) (the paper prints [c_ij]_+) by its
-  l2 norm over the words j of the text, then takes the softmax over the regions i with
-  temperature 9; a^v_j is l2-normalised. c_ij is the cosine of region i and word j (the
-  reference's dot product of unit vectors: the same number for encoded inputs);
+* eq. 3: the reference normalises LeakyReLU(c_ij, 0.1) (the paper prints [c_ij]_+) by
+  its l2 norm over the words j of the text, then takes the softmax over the regions i
+  with temperature 9; eq. 4: a^v_j is l2-normalised (the paper does not normalise it).
+  c_ij is the cosine of region i and word j (the reference's dot product of unit
+  vectors: the same number for encoded inputs);
 * norms are floored at ``EPS`` where the reference adds 1e-8 to them (and to the sum of
-  eq. 7), as everywhere in this package;
-* eq. 8: the reference l2-normalises s_f before the score head;
+  eq. 9), as everywhere in this package;
+* s_f: the reference l2-normalises it before the score head (the paper does not);
 * a bias in every linear map, except where it cancels in a softmax or in the batch norm,
   where it would only be a parameter without gradient: the score vector of the pooling,
-  W_out of eq. 5, and W_f of eq. 7 when the batch norm is on;
+  W_out of eq. 6, and W_f of eq. 9 when the batch norm is on (the paper's eqs. 6 and 8
+  print no biases);
 * Xavier-uniform weights and zero biases for the linear maps, the word embedding uniform
   in [-0.1, 0.1] (padding row 0), as in the reference.
 
@@ -51,7 +56,7 @@ Adaptation to this project (each choice is a parameter or stated here; ambiguity
   embeddings and of the pooling's hidden units) and no batch norm in the image pooling
   (the reference normalises its hidden units over the batch): so that an image's or a
   text's vectors do not depend on the other items of the batch;
-* SAF's batch norm (``saf_batchnorm=True``, eq. 7 names it): BatchNorm1d(1) over the
+* SAF's batch norm (``saf_batchnorm=True``, eq. 9 names it): BatchNorm1d(1) over the
   scalars W_f s_p. The reference scores one caption against the batch's images at a time,
   so in training its statistics are those of one caption: the mean and variance over all
   images of the call and that caption's L + 1 nodes. We compute exactly these, over the
@@ -115,28 +120,28 @@ def _unit(x: torch.Tensor) -> torch.Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(EPS)
 
 
-# ----------------------------------------------------------------- eqs. 1-4
+# ----------------------------------------------------------------- eqs. 1-5
 
 
 def similarity_vector(x: torch.Tensor, y: torch.Tensor, proj: nn.Linear) -> torch.Tensor:
     """SGRAF eq. 1: s(x, y; W) = W |x - y|^2 / ||W |x - y|^2||_2 (|.|^2 element-wise; W =
     ``proj``, D -> s, with its bias as in the reference). x and y broadcast; the result
     has their broadcast shape with the last axis s. Eq. 2 is this with W_g on the global
-    vectors, eq. 4 with W_l on an attended image and a word."""
+    vectors, eq. 5 with W_l on an attended image and a word."""
     return _unit(proj((x - y) ** 2))
 
 
 def text_to_image_attention(V: torch.Tensor, T: torch.Tensor, mask: torch.Tensor,
                             lam: float = 9.0, leaky_slope: float = 0.1):
-    """SGRAF eq. 3 for all pairs: each word j attends to the regions i of each image.
+    """SGRAF eqs. 3-4 for all pairs: each word j attends to the regions i of each image.
 
     V (N, K, D) regions, T (M, n, D) words, mask (M, n) real words. With c_ij the cosine
     of region i and word j and f the LeakyReLU of slope ``leaky_slope`` (0.1 in the
     reference; 0 gives the paper's [.]_+):
 
         c^_ij = f(c_ij) / sqrt(sum_j' f(c_ij')^2)     (over the text's real words j')
-        alpha_ij = softmax_i(lam * c^_ij)             (over the regions i)
-        a^v_j = l2norm(sum_i alpha_ij v_i)
+        alpha_ij = softmax_i(lam * c^_ij)             (over the regions i; eq. 3)
+        a^v_j = l2norm(sum_i alpha_ij v_i)            (eq. 4; l2norm: the reference's)
 
     Returns (alpha (N, M, K, n), a^v (N, M, n, D)), both 0 at padded words.
     """
@@ -178,15 +183,15 @@ class SelfAttentionPool(nn.Module):
         return _unit((w[..., None] * X).sum(-2)), w
 
 
-# ----------------------------------------------------------------- eqs. 5-6: SGR
+# ----------------------------------------------------------------- eqs. 6-8: SGR
 
 
 class GraphReasoningStep(nn.Module):
-    """One step of Similarity Graph Reasoning, SGRAF eqs. 5-6, over the nodes of many
+    """One step of Similarity Graph Reasoning, SGRAF eqs. 6-8, over the nodes of many
     pairs at once:
 
-        e_pq = softmax_q((W_in s_p + b_in) . (W_out s_q))          eq. 5 (real q only)
-        s_p <- ReLU(W_r sum_q e_pq s_q + b_r)                       eq. 6
+        e_pq = softmax_q((W_in s_p + b_in) . (W_out s_q))          eq. 6 (real q only)
+        s_p <- ReLU(W_r sum_q e_pq s_q + b_r)                       eqs. 7-8
 
     W_out has no bias: it would add (W_in s_p + b_in) . b_out, the same for every q, which
     the softmax cancels. S (..., P, s), mask broadcastable to S.shape[:-1] (True at real
@@ -200,26 +205,26 @@ class GraphReasoningStep(nn.Module):
         self.w_r = nn.Linear(sim_dim, sim_dim)
 
     def edges(self, S: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Eq. 5: (..., P, P), rows p (every node), columns q (real nodes only)."""
+        """Eq. 6: (..., P, P), rows p (every node), columns q (real nodes only)."""
         logits = self.w_in(S) @ self.w_out(S).transpose(-1, -2)
         return torch.softmax(logits.masked_fill(~mask[..., None, :], float("-inf")), dim=-1)
 
     def forward(self, S: torch.Tensor, mask: torch.Tensor):
         e = self.edges(S, mask)
-        out = torch.relu(self.w_r(e @ S.masked_fill(~mask[..., None], 0.0)))   # eq. 6
+        out = torch.relu(self.w_r(e @ S.masked_fill(~mask[..., None], 0.0)))   # eqs. 7-8
         return out.masked_fill(~mask[..., None], 0.0), e
 
 
-# ----------------------------------------------------------------- eqs. 7-8: SAF
+# ----------------------------------------------------------------- eq. 9: SAF
 
 
 class AttentionFiltration(nn.Module):
-    """Similarity Attention Filtration, SGRAF eqs. 7-8, over the nodes of all pairs of a
-    chunk: S (N, c, P, s) for N images and c texts, mask (c, P) real nodes.
+    """Similarity Attention Filtration, SGRAF eq. 9 and s_f, over the nodes of all pairs of
+    a chunk: S (N, c, P, s) for N images and c texts, mask (c, P) real nodes.
 
         z_p = W_f s_p                                   (a bias only without batch norm)
-        beta_p = sigma(BN(z_p)) / sum_q sigma(BN(z_q))  eq. 7, over the real nodes
-        s_f = l2norm(sum_p beta_p s_p)                  eq. 8 (l2norm: the reference's)
+        beta_p = sigma(BN(z_p)) / sum_q sigma(BN(z_q))  eq. 9, over the real nodes
+        s_f = l2norm(sum_p beta_p s_p)                  inline (l2norm: the reference's)
 
     BN (``batch_norm=True``) is the reference's BatchNorm1d(1): in training mode, for each
     text, the mean and (biased) variance of z over the N images and the text's real nodes;
@@ -232,7 +237,7 @@ class AttentionFiltration(nn.Module):
         self.bn = nn.BatchNorm1d(1) if batch_norm else None
 
     def normalise(self, z: torch.Tensor, mask: torch.Tensor):
-        """BN of eq. 7: z (N, c, P), mask (c, P) -> (BN(z), per-text statistics or None).
+        """BN of eq. 9: z (N, c, P), mask (c, P) -> (BN(z), per-text statistics or None).
         The statistics (mean, unbiased variance, each (c,)) are what the running averages
         take (see :meth:`update_running`)."""
         if self.bn is None:
@@ -273,7 +278,7 @@ class AttentionFiltration(nn.Module):
         z = self.w_f(S).squeeze(-1)
         z_hat, stats = self.normalise(z, mask)
         gate = torch.sigmoid(z_hat).masked_fill(~mask[None], 0.0)
-        beta = gate / gate.sum(-1, keepdim=True).clamp_min(EPS)             # eq. 7
+        beta = gate / gate.sum(-1, keepdim=True).clamp_min(EPS)             # eq. 9
         s_f = _unit((beta[..., None] * S.masked_fill(~mask[None, :, :, None], 0.0)).sum(-2))
         return s_f, beta, stats
 
@@ -290,11 +295,11 @@ class SGRAFNet(nn.Module):
       word_dim=300     learned word embedding
       embed_dim=1024   D, the joint space
       sim_dim=256      s, the width of the similarity vectors (eq. 1)
-      module="sgr"     "sgr" (eqs. 5-6) or "saf" (eqs. 7-8)
+      module="sgr"     "sgr" (eqs. 6-8) or "saf" (eq. 9)
       sgr_steps=3      graph-reasoning steps of SGR (each its own weights)
       lambda_softmax=9 temperature of eq. 3
       leaky_slope=0.1  negative slope in eq. 3 (the reference's; 0: the paper's [.]_+)
-      saf_batchnorm=True  SAF's batch norm of eq. 7 (see the module docstring)
+      saf_batchnorm=True  SAF's batch norm of eq. 9 (see the module docstring)
       max_chunk_elements=2**24  texts per chunk when ``similarity`` gets no chunk_size: as
                        many as keep N * chunk * max(n D, K n, (n+1) max(n+1, s)) under it
     """
@@ -330,7 +335,7 @@ class SGRAFNet(nn.Module):
         self.img_pool = SelfAttentionPool(embed_dim)             # v_bar
         self.txt_pool = SelfAttentionPool(embed_dim)             # t_bar
         self.sim_glo = nn.Linear(embed_dim, sim_dim)             # W_g, eq. 2
-        self.sim_loc = nn.Linear(embed_dim, sim_dim)             # W_l, eq. 4
+        self.sim_loc = nn.Linear(embed_dim, sim_dim)             # W_l, eq. 5
         self.sgr = nn.ModuleList(GraphReasoningStep(sim_dim) for _ in range(sgr_steps)) \
             if module == "sgr" else None
         self.saf = AttentionFiltration(sim_dim, saf_batchnorm) if module == "saf" else None
@@ -368,7 +373,7 @@ class SGRAFNet(nn.Module):
 
     def similarity(self, img_emb: torch.Tensor, txt_emb, chunk_size: int | None = None
                    ) -> torch.Tensor:
-        """The (N, M) score of every image with every text (eqs. 1-8 and the head).
+        """The (N, M) score of every image with every text (eqs. 1-9 and the head).
 
         img_emb (N, K, D) from :meth:`encode_images`; txt_emb the (words, lengths) of
         :meth:`encode_texts`. Texts are processed ``chunk_size`` at a time (by default as
@@ -401,8 +406,8 @@ class SGRAFNet(nn.Module):
     def explain(self, img_emb: torch.Tensor, txt_emb) -> dict:
         """Every intermediate for all N x M pairs, unchunked and without updating running
         statistics (for tests and small batches). Keys: v_glo (N, D), t_glo (M, D),
-        alpha (N, M, K, n), attended (N, M, n, D) (eq. 3), s_glo (N, M, s) (eq. 2), s_loc
-        (N, M, n, s) (eq. 4), nodes (N, M, n + 1, s) (node 0 global, then the words),
+        alpha (N, M, K, n) (eq. 3), attended (N, M, n, D) (eq. 4), s_glo (N, M, s) (eq. 2),
+        s_loc (N, M, n, s) (eq. 5), nodes (N, M, n + 1, s) (node 0 global, then the words),
         node_mask (M, n + 1); SGR: steps (the nodes after each step), edges (each step's,
         (N, M, n + 1, n + 1)); SAF: z, z_hat, beta (N, M, n + 1); vector (N, M, s), the
         input of the head; score (N, M)."""
@@ -418,20 +423,20 @@ class SGRAFNet(nn.Module):
         return self.img_pool(V)[0], self.txt_pool(T, mask)[0]
 
     def _pairs(self, V, T, mask, v_glo, t_glo, details=False) -> dict:
-        """Eqs. 1-8 and the head for all images V (N, K, D) against texts T (c, n, D)."""
+        """Eqs. 1-9 and the head for all images V (N, K, D) against texts T (c, n, D)."""
         n = int(mask.sum(1).max())                  # this chunk's longest text
         T, mask = T[:, :n], mask[:, :n]
         alpha, attended = text_to_image_attention(V, T, mask, self.lam,
-                                                  self.leaky_slope)          # eq. 3
+                                                  self.leaky_slope)          # eqs. 3-4
         s_glo = similarity_vector(v_glo[:, None], t_glo[None], self.sim_glo)  # eq. 2
-        s_loc = similarity_vector(attended, T[None], self.sim_loc)          # eq. 4
+        s_loc = similarity_vector(attended, T[None], self.sim_loc)          # eq. 5
         node_mask = F.pad(mask, (1, 0), value=True)                         # (c, n + 1)
         nodes = torch.cat([s_glo[:, :, None], s_loc], dim=2)
         nodes = nodes.masked_fill(~node_mask[None, :, :, None], 0.0)
         out = {"bn_stats": None}
         if self.sgr is not None:
             S, steps, edges = nodes, [], []
-            for step in self.sgr:                                           # eqs. 5-6
+            for step in self.sgr:                                           # eqs. 6-8
                 S, e = step(S, node_mask[None])
                 steps.append(S)
                 edges.append(e)
@@ -439,7 +444,7 @@ class SGRAFNet(nn.Module):
             if details:
                 out.update(steps=steps, edges=edges)
         else:
-            vector, beta, stats = self.saf(nodes, node_mask)                # eqs. 7-8
+            vector, beta, stats = self.saf(nodes, node_mask)                # eq. 9
             out["bn_stats"] = stats
             if details:
                 z = self.saf.w_f(nodes).squeeze(-1)
@@ -460,7 +465,7 @@ class SGRAFNet(nn.Module):
 def sgraf_loss(sim: torch.Tensor, img_labels: torch.Tensor, txt_labels: torch.Tensor,
                margin: float = 0.2, hardest: bool = True, directions: str = "both",
                reduction: str = "mean") -> torch.Tensor:
-    """SGRAF eq. 9: the bidirectional hinge triplet loss with the hardest negative of the
+    """SGRAF eq. 10: the bidirectional hinge triplet loss with the hardest negative of the
     batch, margin 0.2 (the reference's ``ContrastiveLoss`` with ``max_violation``), which
     is VSE++'s loss, the same as SHAN's eq. 17: this is :func:`shan_loss`.
 
