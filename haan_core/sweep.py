@@ -489,33 +489,12 @@ def over_seeds(records: list, order=None):
 def claim_verdict(records: list, better: str, worse: str, metric: str = "avg",
                   min_seeds: int = 3) -> dict:
     """Does ``better`` beat ``worse``? Paired by seed (the same seed, the same data order
-    and initial weights where the two share modules). A verdict needs ``min_seeds`` pairs
-    and the sign on every one of them; anything less says why there is none."""
-    a = {r["seed"]: r[metric] for r in records if r["variant"] == better}
-    b = {r["seed"]: r[metric] for r in records if r["variant"] == worse}
-    seeds = sorted(a.keys() & b.keys())
-    diffs = [a[s] - b[s] for s in seeds]
-    out = {"better": better, "worse": worse, "seeds": seeds, "differences": diffs,
-           "mean_difference": sum(diffs) / len(diffs) if diffs else None}
-    if len(seeds) < min_seeds:
-        out["verdict"] = f"no verdict: {len(seeds)} paired seed(s), {min_seeds} needed"
-    elif all(d > 0 for d in diffs):
-        out["verdict"] = f"supported: higher on all {len(seeds)} seeds"
-    elif all(d < 0 for d in diffs):
-        out["verdict"] = f"contradicted: lower on all {len(seeds)} seeds"
-    else:
-        out["verdict"] = f"not settled: the sign changes across the {len(seeds)} seeds"
-    return out
-
-
-# Section 4.6's claims that Table 6 can test, as (claim, better row, worse row)
-TABLE6_CLAIMS = (
-    ("fusing the two levels beats the global level alone", "HAAN-GCM-LCM", "HAAN-GCM"),
-    ("fusing the two levels beats the local level alone", "HAAN-GCM-LCM", "HAAN-LCM"),
-    ("AWL stage 1 alone beats the triplet loss", "HAAN-GCM-LCM-AWL(Stage1)",
-     "HAAN-GCM-LCM-TRI"),
-    ("AWL stage 2 alone beats the triplet loss", "HAAN-GCM-LCM-AWL(Stage2)",
-     "HAAN-GCM-LCM-TRI"),
-    ("HAAN (both AWL stages) beats stage 1 alone", "HAAN", "HAAN-GCM-LCM-AWL(Stage1)"),
-    ("HAAN (both AWL stages) beats stage 2 alone", "HAAN", "HAAN-GCM-LCM-AWL(Stage2)"),
-)
+    and initial weights where the two share modules); rows are matched by ``variant``. A
+    verdict needs ``min_seeds`` pairs and the sign on every one of them
+    (:func:`haan_core.claims.verdict`, the rule of every claim the book tests)."""
+    from .claims import Difference, verdict
+    v = verdict(Difference(f"{better} beats {worse}", "", better, worse, metric=metric),
+                records, min_seeds, key=lambda r: r["variant"])
+    return {"better": better, "worse": worse, "seeds": v["seeds"],
+            "differences": v["values"],
+            "mean_difference": v["mean"] if v["seeds"] else None, "verdict": v["verdict"]}
