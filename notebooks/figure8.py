@@ -215,7 +215,8 @@ haan_rises.round(4)
 # the curve is not monotone even averaged over an epoch, typically on a plateau where the
 # remaining decrease is smaller than the epoch-to-epoch noise. The paper's "decreases
 # monotonically" then holds only as a statement about the overall trend (the printed "falls
-# from first to last epoch"), as on the synthetic run below.
+# from first to last epoch"), as on the synthetic run below. The claims table of the
+# {doc}`table5_6` page gives the verdict on the paper's sentence, read per iteration.
 #
 # ### The one-level models, over their seeds
 #
