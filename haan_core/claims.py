@@ -42,8 +42,8 @@ FUSION_WEIGHTS = tuple(round(0.1 * k, 1) for k in range(1, 11))   # Figure 7's g
 def label(rec: dict) -> str:
     """A run's row: HAAN's variant or the compared method, then any field the run changed
     from the recipe ("HAAN", "HAAN rho=0.2")."""
-    method = rec.get("method", "haan")
-    head = rec["variant"] if method == "haan" else method
+    from .sweep import row_of
+    head = row_of(rec)
     changed = sorted((k, v) for k, v in rec.get("overrides", {}).items() if k != "method")
     return " ".join([head] + [f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}"
                               for k, v in changed])
