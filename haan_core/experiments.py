@@ -45,6 +45,50 @@ class MethodRuns(dict):
     def __init__(self, runs=(), skipped=()):
         super().__init__(runs)
         self.skipped = list(skipped)
+        self.scaled = {}    # {label: (epochs run, the recipe's epochs)}: see BOOK_EPOCHS
+
+    def combined_scores(self) -> dict:
+        """{label: {"i2t", "t2i", "avg"}} of each method whose paper scores with two trained
+        networks (:data:`haan_core.sweep.COMBINED`; SGRAF: the mean of SGR's and SAF's test
+        matrices, Diao et al.), where both are here. Nothing is trained."""
+        import torch
+
+        from .errors import HAANInputError
+        from .methods.sgraf import sgraf_combine
+        from .metrics import retrieval_scores
+        from .sweep import COMBINED
+        out = {}
+        for name, (a, b) in COMBINED.items():
+            ra, rb = self.get(method_label(a)), self.get(method_label(b))
+            if ra is None or rb is None:
+                continue
+            ev, ev_b = ra.test_eval, rb.test_eval
+            if not all(torch.equal(ev[k], ev_b[k]) for k in ("img_labels", "txt_labels")):
+                raise HAANInputError(f"{a} and {b} were tested on different items: they "
+                                     "cannot be combined")
+            out[method_label(name)] = retrieval_scores(
+                sgraf_combine(ev["sims"]["S"], ev_b["sims"]["S"]),
+                ev["img_labels"], ev["txt_labels"], ra.config.eval_k)
+        return out
+
+    @property
+    def scaled_caption(self) -> str:
+        """"; SCALED epochs: SGR 2 of 40, ..." for a table's caption, or ""."""
+        return ("; SCALED epochs (not the recipe's): " +
+                ", ".join(f"{label} {ran} of {full}" for label, (ran, full)
+                          in self.scaled.items())) if self.scaled else ""
+
+    @property
+    def scaled_note(self) -> str:
+        """"SCALED ..." naming each method trained for fewer epochs than its recipe, or ""."""
+        if not self.scaled:
+            return ""
+        each = ", ".join(f"{label} {ran} (recipe {full})"
+                         for label, (ran, full) in self.scaled.items())
+        return (f"SCALED: trained for other epochs than their recipes: {each}. The parameter "
+                "method_epochs sets them; by default, on the synthetic data, the slowest "
+                "methods are cut to fit the book's build on a CPU, and method_epochs = {} "
+                "trains the full recipes (hours on a CPU)")
 
     @property
     def note(self) -> str:
@@ -58,7 +102,8 @@ class MethodRuns(dict):
         diff = []
         for label, run in self.items():
             own = [f"{name} {getattr(run.config, f):g}" for f, name in fields
-                   if getattr(run.config, f) != getattr(cfg, f)]
+                   if getattr(run.config, f) != getattr(cfg, f)
+                   and not (f == "epochs" and label in self.scaled)]   # said by scaled_note
             if own:
                 diff.append(f"{label} ({', '.join(own)})")
         if not diff:
@@ -67,8 +112,39 @@ class MethodRuns(dict):
         return f"trained with their own recipe, not HAAN's ({haan}): {'; '.join(diff)}"
 
 
+# The book's default build trains every compared method on the synthetic data. Four score
+# every image-caption pair with a network; on one busy core of a 2-core CPU an epoch of the
+# synthetic default took SAF 42 s, SHAN 52 s, SGR 246 s and TSHSR 258 s, so their full
+# recipes (30 or 40 epochs) would add hours. On the synthetic data, where a notebook leaves
+# `epochs` and `method_epochs` at None, they train for these many epochs instead (SGR's and
+# TSHSR's one epoch is their warm-up over all negatives), and the pages print which
+# (MethodRuns.scaled_note).
+BOOK_EPOCHS = {"sgr": 1, "tshsr": 1, "saf": 3, "shan": 3}
+
+
+def method_epochs_for(dataset: str, method_epochs=None) -> dict:
+    """{method: epochs} that replace a method's recipe epochs: ``method_epochs`` as given,
+    or, when None, :data:`BOOK_EPOCHS` on the synthetic data and nothing on a real dataset
+    (the committed real-data runs use the full recipes)."""
+    from .errors import HAANInputError
+    from .methods import METHODS
+    if method_epochs is None:
+        return dict(BOOK_EPOCHS) if dataset == "synthetic" else {}
+    if not isinstance(method_epochs, dict):
+        raise HAANInputError(f"method_epochs must be a dict such as {{'sgr': 10}} or None, "
+                             f"got {method_epochs!r}")
+    for m, n in method_epochs.items():
+        if m not in METHODS:
+            raise HAANInputError(f"method_epochs names an unknown method {m!r}; known: "
+                                 f"{sorted(METHODS)}")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise HAANInputError(f"method_epochs[{m!r}] must be a whole number of epochs "
+                                 f">= 1, got {n!r}")
+    return dict(method_epochs)
+
+
 def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
-                  **params) -> MethodRuns:
+                  method_epochs=None, **params) -> MethodRuns:
     """{label: Run} of compared methods (issue #11) by registry name, e.g.
     ``["shan", "tshsr"]``, each trained by HAAN's loop with the parameters
     :func:`train_variants` takes (so the same data and seed) and cached on disk. A parameter
@@ -78,7 +154,11 @@ def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
     A method the registry marks as not trainable yet is skipped and named in the result's
     ``skipped`` and ``note``; it is picked up as soon as the registry says it trains. An
     unknown name is a HAANInputError naming the known ones. A compared method has no
-    variant: each runs with the default ("HAAN"), which its configuration requires."""
+    variant: each runs with the default ("HAAN"), which its configuration requires.
+
+    Where ``params`` leaves ``epochs`` at None, a method named in
+    :func:`method_epochs_for` (``dataset``, ``method_epochs``) trains for that many epochs
+    instead of its recipe's; the result's ``scaled`` and ``scaled_note`` name them."""
     from .errors import HAANInputError
     from .methods import METHODS
     methods = list(methods)
@@ -90,11 +170,17 @@ def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
     if len(set(labels)) != len(labels):
         raise HAANInputError(f"two methods share a label in {labels}: give each its own "
                              "entry in haan_core.experiments.METHOD_LABELS")
+    scale = method_epochs_for(dataset, method_epochs)   # checked even where epochs wins
+    if params.get("epochs") is not None:
+        scale = {}
     runs = MethodRuns(skipped=[m for m in dict.fromkeys(methods) if not METHODS[m].trains])
     for m in dict.fromkeys(methods):
         if m in runs.skipped:
             continue
         cfg = make_config(dataset, method=m, **params)
+        if m in scale and scale[m] != cfg.epochs:
+            runs.scaled[method_label(m)] = (scale[m], cfg.epochs)
+            cfg = cfg.replace(epochs=scale[m])
         if data is None:
             data = load_dataset(cfg)
         runs[method_label(m)] = cached_train(cfg, cache_dir=cache_dir, data=data)

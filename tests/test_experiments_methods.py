@@ -65,3 +65,83 @@ def test_labels_are_distinct_and_as_the_papers_write_them():
     assert len(set(labels)) == len(labels)
     assert (method_label("haan"), method_label("shan"), method_label("tshsr"),
             method_label("liu")) == ("HAAN", "SHAN", "TSHSR", "Liu et al.")
+
+
+# ------------------------------------------------------------ epochs other than the recipe
+
+def test_method_epochs_replace_the_recipe_and_are_named(tmp_path):
+    """A method named in method_epochs trains that many epochs (its recipe's otherwise), and
+    the note says which; batch and lr stay the recipe's."""
+    params = {k: v for k, v in TINY.items() if k != "epochs"}     # epochs left at None
+    runs = train_methods(["liu", "cca"], cache_dir=tmp_path, method_epochs={"liu": 3},
+                         **params)
+    recipe = make_config("synthetic", method="liu", **params)
+    assert recipe.epochs != 3
+    assert len(runs["Liu et al."].result["val_history"]) == 3
+    assert runs["Liu et al."].config.batch_size == recipe.batch_size
+    assert runs.scaled == {"Liu et al.": (3, recipe.epochs)}
+    assert runs.scaled_note.startswith("SCALED") and \
+        f"Liu et al. 3 (recipe {recipe.epochs})" in runs.scaled_note
+    assert "CCA" not in runs.scaled_note
+    # HAAN's recipe note does not call the cut epochs "their own recipe"
+    haan = make_config("synthetic", **params)
+    assert "Liu et al. (lr 0.001)" in runs.recipe_note(haan)    # its lr, not "epochs 3"
+
+
+def test_an_explicit_epochs_parameter_wins_over_method_epochs(tmp_path):
+    runs = train_methods(["liu"], cache_dir=tmp_path, method_epochs={"liu": 3}, **TINY)
+    assert len(runs["Liu et al."].result["val_history"]) == TINY["epochs"]
+    assert runs.scaled == {} and runs.scaled_note == ""
+
+
+def test_book_epochs_apply_on_synthetic_data_only_and_cut_each_recipe():
+    from haan_core.experiments import BOOK_EPOCHS, method_epochs_for
+    assert method_epochs_for("synthetic") == BOOK_EPOCHS
+    assert method_epochs_for("corel5k") == {}                 # real data: full recipes
+    assert method_epochs_for("synthetic", {}) == {}
+    for m, n in BOOK_EPOCHS.items():                          # each is a cut, not a raise
+        assert 1 <= n < make_config("synthetic", method=m).epochs
+
+
+@pytest.mark.parametrize("bad, says", [({"vsrn": 2}, "unknown method 'vsrn'"),
+                                       ({"sgr": 0}, "whole number of epochs"),
+                                       ({"sgr": 2.5}, "whole number of epochs"),
+                                       ([("sgr", 2)], "must be a dict")])
+def test_bad_method_epochs_are_refused_before_training(tmp_path, bad, says):
+    with pytest.raises(HAANInputError, match=says):
+        train_methods(["liu"], cache_dir=tmp_path, method_epochs=bad, **TINY)
+    assert not any(tmp_path.iterdir())
+
+
+def test_sgraf_is_the_mean_of_the_sgr_and_saf_matrices_scored_by_hand(tmp_path):
+    """SGRAF's row: Diao et al. average the two trained networks' matrices; checked against
+    the mean written out and a loop of average precision per query."""
+    import torch
+    runs = train_methods(["sgr", "saf", "liu"], cache_dir=tmp_path, **TINY)
+    got = runs.combined_scores()
+    assert set(got) == {"SGRAF"}
+    a, b = runs["SGR"].test_eval, runs["SAF"].test_eval
+    mean = (a["sims"]["S"].double() + b["sims"]["S"].double()) / 2
+
+    def map_loop(sim, q_labels, g_labels):
+        aps = []
+        for i in range(sim.shape[0]):
+            order = sorted(range(sim.shape[1]), key=lambda j: -float(sim[i, j]))
+            hits, precisions = 0, []
+            for rank, j in enumerate(order, 1):
+                if g_labels[j] == q_labels[i]:
+                    hits += 1
+                    precisions.append(hits / rank)
+            aps.append(sum(precisions) / len(precisions))
+        return sum(aps) / len(aps)
+    i2t = map_loop(mean, a["img_labels"], a["txt_labels"])
+    t2i = map_loop(mean.T, a["txt_labels"], a["img_labels"])
+    assert got["SGRAF"]["i2t"] == pytest.approx(i2t, abs=1e-6)
+    assert got["SGRAF"]["t2i"] == pytest.approx(t2i, abs=1e-6)
+    assert got["SGRAF"]["avg"] == pytest.approx((i2t + t2i) / 2, abs=1e-6)
+    # one part alone gives no SGRAF row
+    assert train_methods(["sgr"], cache_dir=tmp_path, **TINY).combined_scores() == {}
+    # parts tested on other items cannot be combined
+    runs["SAF"].test_eval["txt_labels"] = torch.flip(b["txt_labels"], [0])
+    with pytest.raises(HAANInputError, match="different items"):
+        runs.combined_scores()
