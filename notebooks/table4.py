@@ -23,8 +23,8 @@ batch_size = None       # int or None: None takes the dataset's recipe
 variants = ["HAAN", "HAAN-GCM", "HAAN-LCM"]
 methods = ["liu", "cca", "kcca", "dcca", "dscmr", "scan", "sgr", "saf", "shan", "tshsr"]
 # compared methods (issues #11, #12), same data and seed, each its own recipe; [] for none
-method_epochs = None    # None: on synthetic data sgr, tshsr 1 epoch, saf, shan 3 (their
-# recipes take hours on a CPU; the page says so); {}: full recipes; {"sgr": 10}: yours
+method_epochs = None    # dict or None: None: on synthetic data sgr, tshsr 1 epoch, saf,
+# shan 3 (their recipes take hours on a CPU; the page says so); {}: full recipes; {"sgr": 10}
 cache_dir = None        # str or None: None keeps trained runs in runs/cache in the checkout
 
 # %% [markdown]
