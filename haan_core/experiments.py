@@ -51,36 +51,26 @@ class MethodRuns(dict):
         """{label: {"i2t", "t2i", "avg"}} of each method whose paper scores with two trained
         networks (:data:`haan_core.sweep.COMBINED`; SGRAF: the mean of SGR's and SAF's test
         matrices, Diao et al.), where both are here. Nothing is trained."""
-        import torch
-
-        from .errors import HAANInputError
-        from .methods.sgraf import sgraf_combine
-        from .metrics import retrieval_scores
-        from .sweep import COMBINED
+        from .sweep import COMBINED, combined_scores
         out = {}
         for name, (a, b) in COMBINED.items():
             ra, rb = self.get(method_label(a)), self.get(method_label(b))
-            if ra is None or rb is None:
-                continue
-            ev, ev_b = ra.test_eval, rb.test_eval
-            if not all(torch.equal(ev[k], ev_b[k]) for k in ("img_labels", "txt_labels")):
-                raise HAANInputError(f"{a} and {b} were tested on different items: they "
-                                     "cannot be combined")
-            out[method_label(name)] = retrieval_scores(
-                sgraf_combine(ev["sims"]["S"], ev_b["sims"]["S"]),
-                ev["img_labels"], ev["txt_labels"], ra.config.eval_k)
+            if ra is not None and rb is not None:
+                parts = [{**r.test_eval, "S": r.test_eval["sims"]["S"]} for r in (ra, rb)]
+                out[method_label(name)] = combined_scores(name, *parts, (a, b),
+                                                          ra.config.eval_k)
         return out
 
     @property
     def scaled_caption(self) -> str:
-        """"; SCALED epochs: SGR 2 of 40, ..." for a table's caption, or ""."""
+        """"; SCALED epochs (not the recipe's): SGR 1 of 40, ..." for a caption, or ""."""
         return ("; SCALED epochs (not the recipe's): " +
                 ", ".join(f"{label} {ran} of {full}" for label, (ran, full)
                           in self.scaled.items())) if self.scaled else ""
 
     @property
     def scaled_note(self) -> str:
-        """"SCALED ..." naming each method trained for fewer epochs than its recipe, or ""."""
+        """"SCALED ..." naming each method trained for other epochs than its recipe, or ""."""
         if not self.scaled:
             return ""
         each = ", ".join(f"{label} {ran} (recipe {full})"

@@ -436,25 +436,34 @@ def row_of(rec: dict) -> str:
 COMBINED = {"sgraf": ("sgr", "saf")}
 
 
+def combined_scores(name: str, a: dict, b: dict, names=("", ""), k=None) -> dict:
+    """I2T, T2I and AVG of the :data:`COMBINED` method ``name`` from its two parts' test
+    results ``a`` and ``b`` (each with "S", "img_labels", "txt_labels"); ``names`` name the
+    parts in the error raised when they were tested on different items."""
+    from .methods.sgraf import sgraf_combine
+    from .metrics import retrieval_scores
+    if name != "sgraf":
+        raise HAANInputError(f"no combination rule for {name!r}; known: {sorted(COMBINED)}")
+    if not (torch_equal(a["img_labels"], b["img_labels"])
+            and torch_equal(a["txt_labels"], b["txt_labels"])):
+        raise HAANInputError(f"{names[0]} and {names[1]} were tested on different items: "
+                             "they cannot be combined")
+    return retrieval_scores(sgraf_combine(a["S"], b["S"]), a["img_labels"], a["txt_labels"],
+                            k)
+
+
 def combined_runs(records: list, results_dir=None) -> list:
     """Rows of :data:`COMBINED` methods derived from committed runs: for each seed with a run
     of both parts, the test scores of their combined test matrices (recomputed from the
     float16 matrices). Each derived record names the runs it comes from; nothing is
     trained."""
-    from .methods.sgraf import sgraf_combine
-    from .metrics import retrieval_scores
     by = {(r.get("method", "haan"), r["seed"]): r for r in records}
     out = []
     for name, (a, b) in COMBINED.items():
         for seed in sorted(s for m, s in by if m == a and (b, s) in by):
             ra, rb = by[(a, seed)], by[(b, seed)]
-            ma, mb = load_matrices(ra, results_dir), load_matrices(rb, results_dir)
-            if not (torch_equal(ma["img_labels"], mb["img_labels"])
-                    and torch_equal(ma["txt_labels"], mb["txt_labels"])):
-                raise HAANInputError(f"{ra['name']} and {rb['name']} were tested on different "
-                                     "items: they cannot be combined")
-            sc = retrieval_scores(sgraf_combine(ma["S"], mb["S"]), ma["img_labels"],
-                                  ma["txt_labels"])
+            sc = combined_scores(name, load_matrices(ra, results_dir),
+                                 load_matrices(rb, results_dir), (ra["name"], rb["name"]))
             out.append({"name": f"{name}-seed{seed}", "method": name, "variant": "HAAN",
                         "seed": seed, "dataset": ra["dataset"], "i2t": sc["i2t"],
                         "t2i": sc["t2i"], "avg": sc["avg"],
