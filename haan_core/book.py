@@ -7,6 +7,7 @@
     python -m haan_core.book build                    # HTML from what was run
     python -m haan_core.book student handout/         # notebooks without the solutions
     python -m haan_core.book lab                      # Jupyter Lab on the notebooks (make lab)
+    python -m haan_core.book keep                     # keep the slow runs of the last build
 
 Notebooks are jupytext text files in notebooks/ (py:percent); each starts with one cell
 tagged "parameters". ``run`` reads one with jupytext, lets papermill inject the parameters
@@ -268,7 +269,8 @@ def notebook_times(out_dir: Path = OUT_DIR, names=None) -> dict:
         raise FileNotFoundError(f"no execution time recorded for {missing}: run "
                                 f"`python -m haan_core.book run --force {' '.join(missing)}`")
     return {"what": "seconds to execute each book page with default parameters "
-                    "(python -m haan_core.book run), trained runs not cached beforehand",
+                    "(python -m haan_core.book run), trained runs not cached beforehand "
+                    "(the runs kept in data/measured/book_runs are read, not trained)",
             "notebooks": {n: stamps[n]["seconds"] for n in names},
             "parameters": {n: stamps[n]["parameters"] for n in names},
             **git_commit(), "device": device_description(torch.device("cpu")),
@@ -439,6 +441,12 @@ def main(argv=None) -> int:
     lb = sub.add_parser("lab", help="Jupyter Lab on the notebooks, .py pages open as notebooks")
     lb.add_argument("--port", type=int, default=8888)
     lb.add_argument("--no-browser", action="store_true")
+    k = sub.add_parser("keep", help="keep the slow synthetic runs of the cache under "
+                       "data/measured/book_runs, for the default build (after `make book` "
+                       "from an empty cache); remove those other code made")
+    k.add_argument("--cache-dir", default=None, help="default: runs/cache in the checkout")
+    k.add_argument("--min-seconds", type=float, default=None,
+                   help="keep runs that took this long or longer to train (default 10)")
     b = sub.add_parser("build", help="build the HTML book from the executed notebooks")
     b.add_argument("--allow-warnings", action="store_true")
     ns = p.parse_args(argv)
@@ -468,6 +476,12 @@ def main(argv=None) -> int:
                 atomic_write(ns.out, lambda tmp: Path(tmp).write_text(
                     json.dumps(times, indent=1) + "\n"))
                 print(f"wrote {ns.out}")
+        elif ns.command == "keep":
+            from .experiments import KEEP_MIN_SECONDS, keep_runs
+            out = keep_runs(ns.cache_dir, min_seconds=KEEP_MIN_SECONDS
+                            if ns.min_seconds is None else ns.min_seconds)
+            print(f"{len(out['kept'])} runs kept, {len(out['removed'])} removed "
+                  "(data/measured/book_runs); commit them with the code that made them")
         elif ns.command == "lab":
             return lab(ns.port, not ns.no_browser)
         else:

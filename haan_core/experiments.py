@@ -5,9 +5,14 @@ A notebook's parameters cell holds plain values (dataset, seed, device, epochs, 
 """
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 from .config import HAANConfig
 from .datasets import load_dataset
-from .runs import cached_train
+from .errors import HAANInputError
+from .measured import MACHINE_FIELDS, RESULTS_DIR
+from .runs import Run, cached_train, default_cache_dir, run_key
 
 
 def make_config(dataset="synthetic", variant="HAAN", **params) -> HAANConfig:
@@ -17,14 +22,167 @@ def make_config(dataset="synthetic", variant="HAAN", **params) -> HAANConfig:
     return HAANConfig.for_dataset(dataset, variant=variant, **params)
 
 
-def train_variants(variants, dataset="synthetic", cache_dir=None, **params) -> dict:
-    """{variant: Run}, each trained once per configuration and cached on disk."""
+# ---- runs kept in the repository (issue #9: the default book in minutes) ----------------
+#
+# The default book trains about twenty runs on the synthetic data (the seven variants, the
+# compared methods, the rho sweep): about 17 minutes of a 2-core CPU. Those that take
+# KEEP_MIN_SECONDS or more are kept under data/measured/book_runs/, one small pair of files
+# each, named by the run key of haan_core.runs (every configuration field, the device type
+# and the hash of the training code). A page that needs such a run and does not find it in
+# its own cache reads the kept one, and says so (kept_note); it trains when the key differs,
+# that is, as soon as the configuration or any training code differs from the run's. A kept
+# run holds the result JSON (scores, curves, provenance) and the test matrices in float16,
+# not the weights: a page that needs the network trains it (gcm_lcm, awl).
+KEPT_DIR = RESULTS_DIR / "book_runs"
+KEEP_MIN_SECONDS = 10.0
+
+
+class KeptRun(Run):
+    """A run read from :data:`KEPT_DIR`: scores, curves, provenance and test matrices
+    (float16, read back as float32), no weights."""
+
+    def model(self, data):
+        raise HAANInputError(
+            f"run {self.path.stem} was read from the runs kept in the repository "
+            f"(data/measured/book_runs), which hold no weights: train it here with "
+            f"haan_core.runs.cached_train(cfg), or the page's parameter kept_runs = False")
+
+
+def kept_name(cfg: HAANConfig, key: str | None = None) -> str:
+    """"synthetic-HAAN-GCM-<key>", "synthetic-sgr-<key>": a kept run's file name."""
+    head = cfg.variant if cfg.method == "haan" else cfg.method
+    head = head.replace("(", "_").replace(")", "")
+    return f"{cfg.dataset}-{head}-{key or run_key(cfg)}"
+
+
+def kept_run(cfg: HAANConfig, kept_dir=None):
+    """The run kept for ``cfg``'s key (:class:`KeptRun`), or None."""
+    import numpy as np
+    import torch
+    js = Path(kept_dir or KEPT_DIR) / f"{kept_name(cfg)}.json"
+    if not js.exists():
+        return None
+    result = json.loads(js.read_text())
+    with np.load(js.with_suffix(".npz")) as z:
+        sims = {k[len("sims_"):]: torch.from_numpy(z[k].astype(np.float32))
+                for k in z.files if k.startswith("sims_")}
+        test_eval = {"sims": sims,
+                     "img_labels": torch.from_numpy(z["img_labels"].astype(np.int64)),
+                     "txt_labels": torch.from_numpy(z["txt_labels"].astype(np.int64))}
+    return KeptRun(cfg, result, test_eval, None, js, from_cache=True)
+
+
+def _cached(cfg: HAANConfig, cache_dir=None) -> bool:
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    return (cache / f"{cfg.dataset}-{cfg.variant}-{run_key(cfg)}").is_dir()
+
+
+def needs_training(cfg: HAANConfig, cache_dir=None, kept: bool = True, kept_dir=None):
+    return not (_cached(cfg, cache_dir) or (kept and (Path(kept_dir or KEPT_DIR) /
+                                                      f"{kept_name(cfg)}.json").exists()))
+
+
+def book_run(cfg: HAANConfig, cache_dir=None, data=None, kept: bool = True, kept_dir=None):
+    """:func:`haan_core.runs.cached_train`, except that with ``kept`` (default) a run that
+    is not in the cache but is kept under :data:`KEPT_DIR` with the same key is read from
+    there (a :class:`KeptRun`) instead of trained."""
+    if kept and not _cached(cfg, cache_dir):
+        run = kept_run(cfg, kept_dir)
+        if run is not None:
+            return run
+    return cached_train(cfg, cache_dir=cache_dir, data=data)
+
+
+def kept_note(runs) -> str:
+    """"KEPT, NOT TRAINED HERE: ..." naming the runs of ``runs`` ({label: Run} or a list)
+    read from the kept runs, where and when they were trained; "" when there are none."""
+    kept = [(label, r) for label, r in (runs.items() if isinstance(runs, dict)
+                                        else enumerate(runs)) if isinstance(r, KeptRun)]
+    if not kept:
+        return ""
+    made = sorted({(r.result["provenance"]["commit"][:7], r.result["device"],
+                    r.result["provenance"]["time_utc"][:10]) for _, r in kept})
+    where = "; ".join(f"commit {c} on {d}, {t}" for c, d, t in made)
+    seconds = sum(r.result["train_seconds"] for _, r in kept)
+    labels = "; ".join(str(label) for label, _ in kept)
+    return (f"KEPT, NOT TRAINED HERE: {labels} were read from the runs kept in the "
+            f"repository (data/measured/book_runs: same configuration and same training "
+            f"code as now), trained at {where} ({seconds:.0f} s of training in all; their "
+            f"test matrices are kept in float16). The parameter kept_runs = False trains "
+            f"them here.")
+
+
+def keep_runs(cache_dir=None, kept_dir=None, min_seconds: float = KEEP_MIN_SECONDS,
+              log=print) -> dict:
+    """Keep every synthetic run of the cache that took ``min_seconds`` or more to train
+    and was trained by this code on a CPU; remove the kept runs that no key of this code
+    can reach any more. Run after ``make book`` from an empty cache
+    (``python -m haan_core.book keep``). Returns {"kept": [...], "removed": [...]}."""
+    import numpy as np
+    import torch
+
+    from .provenance import atomic_write, write_json
+    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    out = Path(kept_dir or KEPT_DIR)
+    kept, current = [], set()
+    for entry in sorted(cache.glob("synthetic-*")):
+        if not (entry / "result.json").exists():
+            continue
+        result = json.loads((entry / "result.json").read_text())
+        cfg = HAANConfig(**result["provenance"]["config"])
+        key = run_key(cfg)
+        if not entry.name.endswith(key) or result["train_seconds"] < min_seconds \
+                or not result["device"].startswith("cpu"):
+            continue        # other code, quick to train, or not made on a CPU
+        if any(result["provenance"]["config"].get(k) is not None for k in MACHINE_FIELDS):
+            continue        # names a folder of the machine that ran
+        name = kept_name(cfg, key)
+        current.add(name)
+        test_eval = torch.load(entry / "test_eval.pt", weights_only=True)
+        arrays = {f"sims_{k}": v.to(torch.float16).numpy()
+                  for k, v in test_eval["sims"].items() if v is not None}
+        arrays.update({k: test_eval[k].numpy().astype(np.int32)
+                       for k in ("img_labels", "txt_labels")})
+
+        def write_npz(tmp, arrays=arrays):
+            with open(tmp, "wb") as f:
+                np.savez_compressed(f, **arrays)
+        atomic_write(out / f"{name}.npz", write_npz)     # the .json last: a .json is whole
+        write_json(out / f"{name}.json", result)
+        kept.append(name)
+        log(f"kept {name} ({result['train_seconds']:.0f} s of training)")
+    removed = []
+    for js in sorted(out.glob("*.json")):
+        if js.stem not in current and not _current(js):
+            for f in (js, js.with_suffix(".npz")):
+                f.unlink(missing_ok=True)
+            removed.append(js.stem)
+            log(f"removed {js.stem} (made by other code)")
+    return {"kept": kept, "removed": removed}
+
+
+def _current(js: Path) -> bool:
+    """A kept run's file name carries the key its configuration has under this code."""
+    cfg = HAANConfig(**json.loads(js.read_text())["provenance"]["config"])
+    return js.stem == kept_name(cfg)
+
+
+def stale_kept(kept_dir=None) -> list:
+    """The kept runs whose key this code no longer gives (their training code changed)."""
+    return [js.stem for js in sorted(Path(kept_dir or KEPT_DIR).glob("*.json"))
+            if not _current(js)]
+
+
+def train_variants(variants, dataset="synthetic", cache_dir=None, kept: bool = True,
+                   **params) -> dict:
+    """{variant: Run}, each trained once per configuration and cached on disk, or read
+    from the kept runs (:func:`book_run`; ``kept=False`` trains them)."""
     data, runs = None, {}
     for v in variants:
         cfg = make_config(dataset, v, **params)
-        if data is None:
+        if data is None and needs_training(cfg, cache_dir, kept):
             data = load_dataset(cfg)
-        runs[v] = cached_train(cfg, cache_dir=cache_dir, data=data)
+        runs[v] = book_run(cfg, cache_dir=cache_dir, data=data, kept=kept)
     return runs
 
 
@@ -116,7 +274,6 @@ def method_epochs_for(dataset: str, method_epochs=None) -> dict:
     """{method: epochs} that replace a method's recipe epochs: ``method_epochs`` as given,
     or, when None, :data:`BOOK_EPOCHS` on the synthetic data and nothing on a real dataset
     (the committed real-data runs use the full recipes)."""
-    from .errors import HAANInputError
     from .methods import METHODS
     if method_epochs is None:
         return dict(BOOK_EPOCHS) if dataset == "synthetic" else {}
@@ -134,7 +291,7 @@ def method_epochs_for(dataset: str, method_epochs=None) -> dict:
 
 
 def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
-                  method_epochs=None, **params) -> MethodRuns:
+                  method_epochs=None, kept: bool = True, **params) -> MethodRuns:
     """{label: Run} of compared methods (issue #11) by registry name, e.g.
     ``["shan", "tshsr"]``, each trained by HAAN's loop with the parameters
     :func:`train_variants` takes (so the same data and seed) and cached on disk. A parameter
@@ -148,8 +305,10 @@ def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
 
     Where ``params`` leaves ``epochs`` at None, a method named in
     :func:`method_epochs_for` (``dataset``, ``method_epochs``) trains for that many epochs
-    instead of its recipe's; the result's ``scaled`` and ``scaled_note`` name them."""
-    from .errors import HAANInputError
+    instead of its recipe's; the result's ``scaled`` and ``scaled_note`` name them.
+
+    With ``kept`` (default), a run kept in the repository with the same key is read
+    instead of trained (:func:`book_run`, :func:`kept_note`)."""
     from .methods import METHODS
     methods = list(methods)
     unknown = [m for m in methods if m not in METHODS]
@@ -171,9 +330,9 @@ def train_methods(methods, dataset="synthetic", cache_dir=None, data=None,
         if m in scale and scale[m] != cfg.epochs:
             runs.scaled[method_label(m)] = (scale[m], cfg.epochs)
             cfg = cfg.replace(epochs=scale[m])
-        if data is None:
+        if data is None and needs_training(cfg, cache_dir, kept):
             data = load_dataset(cfg)
-        runs[method_label(m)] = cached_train(cfg, cache_dir=cache_dir, data=data)
+        runs[method_label(m)] = book_run(cfg, cache_dir=cache_dir, data=data, kept=kept)
     return runs
 
 

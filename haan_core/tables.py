@@ -74,7 +74,10 @@ def reported_table3() -> pd.DataFrame:
 
 
 def provenance_table(runs: dict) -> pd.DataFrame:
-    """Where each measured number comes from: one row per run."""
+    """Where each measured number comes from: one row per run. "run" says whether it was
+    trained on this machine (now or earlier, into the run cache) or read from the runs kept
+    in the repository (:func:`haan_core.experiments.book_run`)."""
+    from .experiments import KeptRun
     rows = []
     for method, run in runs.items():
         p = run.result["provenance"]
@@ -85,7 +88,9 @@ def provenance_table(runs: dict) -> pd.DataFrame:
                      "device": p["device"],
                      "commit": (p["commit"] or "none")[:10] + ("+dirty" if p["dirty"] else ""),
                      "trained (UTC)": p["time_utc"], "train s": round(p["wall_seconds"], 1),
-                     "best epoch": run.result["best_epoch"] + 1})
+                     "best epoch": run.result["best_epoch"] + 1,
+                     "run": ("kept (data/measured/book_runs)" if isinstance(run, KeptRun)
+                             else "trained here")})
     return pd.DataFrame(rows).set_index("method")
 
 
