@@ -93,7 +93,7 @@ def test_awl_and_triplet_of_a_non_square_batch_equal_loop(mining, weighting, dir
         got = triplet(sim, img, txt, margin=0.2, hardest=hardest, directions=directions)
         expected = ref.triplet(sim.tolist(), img.tolist(), txt.tolist(), 0.2, hardest,
                                directions)
-        assert float(got) == pytest.approx(expected, rel=1e-10, abs=1e-12)
+        assert float(got.detach()) == pytest.approx(expected, rel=1e-10, abs=1e-12)
 
 
 def test_small_margin_really_empties_mined_sets():
