@@ -24,7 +24,7 @@ def make_config(dataset="synthetic", variant="HAAN", **params) -> HAANConfig:
 
 # ---- runs kept in the repository (issue #9: the default book in minutes) ----------------
 #
-# The default book trains about twenty runs on the synthetic data (the seven variants, the
+# The default book uses about twenty runs on the synthetic data (the seven variants, the
 # compared methods, the rho sweep): about 17 minutes of a 2-core CPU. Those that take
 # KEEP_MIN_SECONDS or more are kept under data/measured/book_runs/, one small pair of files
 # each, named by the run key of haan_core.runs (every configuration field, the device type
