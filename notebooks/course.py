@@ -43,9 +43,11 @@ times_file = "data/bench/notebook_times.json"   # measured page times (book time
 # the committed file `data/bench/notebook_times.json` (`python -m haan_core.book times
 # --out ...` writes it after a `make book`; without the file, this build's own times).
 # They are the times of a first run in the book's order with an empty run cache: a page
-# trains what no earlier page trained and reuses the rest, so Table 3 (seven variants)
-# takes minutes and Table 4 (three of them, already trained) seconds. Run again, any page
-# takes seconds.
+# trains what no earlier page trained and reuses the rest, and reads the runs that take
+# 10 s or more from those kept in the repository (its KEPT line says which). So the GCM and
+# LCM page, which trains HAAN, takes about a minute, and the rest seconds. A class that
+# retrains them (`kept_runs = False`) waits about 14 minutes for Table 3 (seven variants,
+# ten compared methods) on such a CPU. Run again, any page takes seconds.
 # Reading and the exercises are the students' own time; each exercise is written to take
 # under ten minutes on a laptop CPU.
 
