@@ -57,18 +57,14 @@ def kept_name(cfg: HAANConfig, key: str | None = None) -> str:
 
 def kept_run(cfg: HAANConfig, kept_dir=None):
     """The run kept for ``cfg``'s key (:class:`KeptRun`), or None."""
-    import numpy as np
-    import torch
     js = Path(kept_dir or KEPT_DIR) / f"{kept_name(cfg)}.json"
     if not js.exists():
         return None
+    from .sweep import read_matrices
     result = json.loads(js.read_text())
-    with np.load(js.with_suffix(".npz")) as z:
-        sims = {k[len("sims_"):]: torch.from_numpy(z[k].astype(np.float32))
-                for k in z.files if k.startswith("sims_")}
-        test_eval = {"sims": sims,
-                     "img_labels": torch.from_numpy(z["img_labels"].astype(np.int64)),
-                     "txt_labels": torch.from_numpy(z["txt_labels"].astype(np.int64))}
+    z = read_matrices(js.with_suffix(".npz"))
+    test_eval = {"sims": {k[len("sims_"):]: v for k, v in z.items() if k.startswith("sims_")},
+                 "img_labels": z["img_labels"], "txt_labels": z["txt_labels"]}
     return KeptRun(cfg, result, test_eval, None, js, from_cache=True)
 
 
@@ -118,10 +114,10 @@ def keep_runs(cache_dir=None, kept_dir=None, min_seconds: float = KEEP_MIN_SECON
     and was trained by this code on a CPU; remove the kept runs that no key of this code
     can reach any more. Run after ``make book`` from an empty cache
     (``python -m haan_core.book keep``). Returns {"kept": [...], "removed": [...]}."""
-    import numpy as np
     import torch
 
-    from .provenance import atomic_write, write_json
+    from .provenance import write_json
+    from .sweep import write_matrices
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     out = Path(kept_dir or KEPT_DIR)
     kept, current = [], set()
@@ -139,15 +135,7 @@ def keep_runs(cache_dir=None, kept_dir=None, min_seconds: float = KEEP_MIN_SECON
         name = kept_name(cfg, key)
         current.add(name)
         test_eval = torch.load(entry / "test_eval.pt", weights_only=True)
-        arrays = {f"sims_{k}": v.to(torch.float16).numpy()
-                  for k, v in test_eval["sims"].items() if v is not None}
-        arrays.update({k: test_eval[k].numpy().astype(np.int32)
-                       for k in ("img_labels", "txt_labels")})
-
-        def write_npz(tmp, arrays=arrays):
-            with open(tmp, "wb") as f:
-                np.savez_compressed(f, **arrays)
-        atomic_write(out / f"{name}.npz", write_npz)     # the .json last: a .json is whole
+        write_matrices(out / f"{name}.npz", test_eval, prefix="sims_")   # the .json last
         write_json(out / f"{name}.json", result)
         kept.append(name)
         log(f"kept {name} ({result['train_seconds']:.0f} s of training)")

@@ -283,15 +283,7 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
     result = train(spec.config(root=root, device=device, progress=False))
     load["after"] = _load_average()
     js, npz = paths_of(spec, results_dir)
-    sims = {k: v.to(torch.float16).numpy() for k, v in result.test_eval["sims"].items()
-            if k != "fused" and v is not None}
-    labels = {"img_labels": result.test_eval["img_labels"].numpy().astype(np.int32),
-              "txt_labels": result.test_eval["txt_labels"].numpy().astype(np.int32)}
-
-    def write_npz(tmp):
-        with open(tmp, "wb") as f:   # a file object: numpy would add .npz to a name
-            np.savez_compressed(f, **sims, **labels)
-    atomic_write(npz, write_npz)
+    write_matrices(npz, result.test_eval, skip=("fused",))
     rec = record(spec, result, code, workers, npz, load)
     write_json(js, rec)
     return {"name": spec.name, "avg": rec["avg"], "train_seconds": rec["train_seconds"]}
@@ -305,13 +297,33 @@ def load_runs(dataset: str = "corel5k", results_dir=None, method: str | None = "
     return [r for r in runs if method is None or r.get("method", "haan") == method]
 
 
-def load_matrices(rec: dict, results_dir=None) -> dict:
-    """The test matrices of a committed run as float32 tensors, with its labels."""
+def write_matrices(path, test_eval: dict, prefix: str = "", skip=()) -> Path:
+    """A run's test matrices (``test_eval["sims"]``, in float16, each key behind ``prefix``,
+    those in ``skip`` left out) and its labels (int32), as one compressed .npz written
+    atomically. Read back by :func:`read_matrices`."""
     import torch
-    path = Path(results_dir or RUNS_DIR) / rec["dataset"] / rec["matrices"]["file"]
+    sims = {f"{prefix}{k}": v.to(torch.float16).numpy()
+            for k, v in test_eval["sims"].items() if k not in skip and v is not None}
+    labels = {k: test_eval[k].numpy().astype(np.int32) for k in ("img_labels", "txt_labels")}
+
+    def write(tmp):
+        with open(tmp, "wb") as f:   # a file object: numpy would add .npz to a name
+            np.savez_compressed(f, **sims, **labels)
+    return atomic_write(path, write)
+
+
+def read_matrices(path) -> dict:
+    """{key: tensor} of a file of :func:`write_matrices`: matrices as float32, labels as
+    int64."""
+    import torch
     with np.load(path) as z:
         return {k: torch.from_numpy(z[k].astype(np.float32 if z[k].dtype == np.float16
                                                  else np.int64)) for k in z.files}
+
+
+def load_matrices(rec: dict, results_dir=None) -> dict:
+    """The test matrices of a committed run as float32 tensors, with its labels."""
+    return read_matrices(Path(results_dir or RUNS_DIR) / rec["dataset"] / rec["matrices"]["file"])
 
 
 def plan(grid: Grid, seeds=None, results_dir=None) -> tuple:
