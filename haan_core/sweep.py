@@ -431,6 +431,14 @@ def status_table(grid: Grid, seeds=None, results_dir=None) -> str:
 
 # ---- reading the committed runs for the book ------------------------------------------
 
+def command(grids: str, root: str = "data/corel5k") -> str:
+    """The one command that remakes what a page reads from ``data/measured/runs``: the
+    sweep of ``grids`` (comma-separated, see :func:`grid_named`); committed runs of this
+    code and configuration are skipped, so on a full checkout it trains nothing."""
+    grid_named(grids)   # an unknown name or a union that cannot run together fails here
+    return f"python -m haan_core sweep {grids} --root {root}"
+
+
 def select(records: list, variant: str | None = None, **overrides) -> list:
     """The runs of one variant with exactly these overrides (none: the recipe's)."""
     return [r for r in records if (variant is None or r["variant"] == variant)

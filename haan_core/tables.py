@@ -94,6 +94,22 @@ def provenance_table(runs: dict) -> pd.DataFrame:
     return pd.DataFrame(rows).set_index("method")
 
 
+def runs_provenance(records: list) -> pd.DataFrame:
+    """Where each committed sweep run (:func:`haan_core.sweep.load_runs`) was made: one row
+    per run, with its device, how many runs shared that device ("runs at once": only a run
+    made alone is a timing of one run), its training time, the commit it started from and
+    when it was trained."""
+    rows = [{"run": r["name"], "seed": r["seed"], "device": r["device"],
+             "runs at once": r.get("concurrent_runs", 1),
+             "train s": round(r["train_seconds"]),
+             "commit": (r["provenance"]["commit"] or "none")[:10]
+             + ("+dirty" if r["provenance"].get("dirty") else ""),
+             "trained (UTC)": r["provenance"]["time_utc"]}
+            for r in records if "provenance" in r]   # a derived row (SGRAF) has its parts'
+    return pd.DataFrame(rows, columns=["run", "seed", "device", "runs at once", "train s",
+                                       "commit", "trained (UTC)"]).set_index("run")
+
+
 def _beside_seeds(summary: pd.DataFrame, reported: pd.DataFrame, dataset: str,
                   sources: pd.Series | None = None) -> pd.DataFrame:
     """Per metric the measured mean over seeds, its sd, the reported value (``reported``:

@@ -55,7 +55,7 @@ from haan_core.experiments import (data_label, kept_note, make_config, train_met
                                    train_variants)
 from haan_core.metrics import pr_curve, retrieval_scores
 from haan_core.models import fuse
-from haan_core.tables import provenance_table
+from haan_core.tables import provenance_table, runs_provenance
 
 # %% [markdown]
 # ## Figure 5 on Corel 5K, from the committed runs
@@ -117,6 +117,15 @@ if corel_order:
                               "EfficientNet-Lite0 crops; mean over n seeds)", y=1.04,
                               fontsize=10)
     plt.show()
+
+# %% [markdown]
+# Where each of these runs was made, and the one command that remakes them (a sweep skips
+# the runs committed with this code and configuration, so on a full checkout it trains
+# nothing):
+
+# %%
+print("REGENERATE:", sweep.command("table6"))
+runs_provenance(corel_runs)
 
 # %%
 corel_seed_area = (corel_curves.groupby(["variant", "seed", "task"])["precision"].mean()
@@ -194,6 +203,8 @@ if len(cmp_order) > 1:
     display(cmp_area.style.format("{:.4f}").set_caption(
         "Mean interpolated precision over the recall levels, Corel 5K, mean over the "
         "committed seeds. MEASURED"))
+print("REGENERATE:", sweep.command(",".join(["table6", *sweep.COMPARED])))
+display(runs_provenance(method_runs_corel))   # where each compared method's run was made
 
 # %% [markdown]
 # ## Figure 5 trained here, with the page's parameters

@@ -46,7 +46,7 @@ from haan_core.experiments import data_label, make_config
 from haan_core.metrics import retrieval_scores
 from haan_core.models import fuse
 from haan_core.runs import cached_train
-from haan_core.tables import provenance_table
+from haan_core.tables import provenance_table, runs_provenance
 
 # %% [markdown]
 # ## Figure 7 on Corel 5K, re-ranked from the committed runs
@@ -128,6 +128,15 @@ corel_seeds.style.format({"recorded AVG": "{:.4f}", "recomputed AVG": "{:.4f}",
                           "best AVG": "{:.4f}"}).set_caption(
     "Each committed HAAN run: its own weights, its recorded test AVG mAP and the one "
     "recomputed from the float16 matrices, and its own best cell of the grid. MEASURED")
+
+# %% [markdown]
+# Where each of these runs was made, and the one command that remakes them (a sweep skips
+# the runs committed with this code and configuration, so on a full checkout it trains
+# nothing):
+
+# %%
+print("REGENERATE:", sweep.command("table6"))
+runs_provenance(corel_haan)
 
 # %% [markdown]
 # Averaged over {glue:text}`f7c_n` seed(s), the recipe's equal weights score

@@ -102,6 +102,7 @@ for r in haan_runs:
     print(f"  {r['name']}: best epoch {r['best_epoch']} (validation AVG), {r['device']}, "
           f"{r['concurrent_runs']} run(s) at once, commit "
           f"{(r['provenance']['commit'] or 'none')[:10]}, trained {r['provenance']['time_utc']}")
+print("REGENERATE:", sweep.command("table6"))
 
 
 # %%

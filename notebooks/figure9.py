@@ -85,7 +85,8 @@ else:
         corpus = None
 print(f"{rec['name']}: test AVG mAP {rec['avg']:.4f} (I2T {rec['i2t']:.4f}), "
       f"{len(corel_labels)} test pairs, {rec['device']}, commit "
-      f"{(rec['provenance']['commit'] or 'none')[:10]}")
+      f"{(rec['provenance']['commit'] or 'none')[:10]}, trained {rec['provenance']['time_utc']}")
+print("REGENERATE:", sweep.command("table6"))
 
 # %%
 if corpus is not None:

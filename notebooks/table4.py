@@ -140,6 +140,18 @@ else:
           "liu --root data/corel5k` makes Liu et al.'s (shan, tshsr likewise).")
 
 # %% [markdown]
+# Where each committed Corel 5K run above was made (the commit it started from and when),
+# and the one command that remakes them all (a sweep skips the runs committed with this
+# code and configuration, so on a full checkout it trains nothing):
+
+# %%
+from haan_core.tables import runs_provenance  # noqa: E402
+
+print("REGENERATE:", sweep.command(",".join(["table6", *sweep.COMPARED])))
+runs_provenance(sweep.select(sweep.load_runs("corel5k")) + [
+    r for r in sweep.load_runs("corel5k", method=None) if r.get("method", "haan") != "haan"])
+
+# %% [markdown]
 # On this project's 2-core CPU the same recipe is projected from one measured epoch by
 # `python -m haan_core bench` (reproducibility page): the files under `data/bench/`.
 

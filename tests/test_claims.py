@@ -1,4 +1,4 @@
-"""The claims of Sections 4.5-4.6 and their verdicts, on hand-made runs: a clear win, a
+"""The claims of Sections 4.4-4.6 and their verdicts, on hand-made runs: a clear win, a
 clear loss, a tie within the noise of seeds, too few seeds, for each kind of claim."""
 import math
 
@@ -125,11 +125,13 @@ def test_labels_name_a_row_and_what_the_run_changed():
 
 
 def test_every_row_a_claim_names_is_a_run_of_the_grids():
-    """A claim names its runs by label: each must be a run that table6 or figure6 makes,
-    or the claim could never get a verdict."""
-    grid = S.grid_named("table6,figure6")
+    """A claim names its runs by label: each must be a run that table6, figure6 or a
+    compared method's grid makes (or a row derived from them, SGRAF), or the claim could
+    never get a verdict."""
+    grid = S.grid_named(",".join(["table6", "figure6", *S.COMPARED]))
     made = {C.label({"variant": s.variant, "method": s.method,
-                     "overrides": dict(s.overrides)}) for s in grid.specs()}
+                     "overrides": dict(s.overrides)}) for s in grid.specs()} | set(S.COMBINED)
+    assert {"kcca", "dcca", "scan", "sgraf"} <= made
     for claim in C.SECTION4_CLAIMS:
         assert set(claim.rows) <= made, (claim.text, set(claim.rows) - made)
 
@@ -140,8 +142,22 @@ def test_the_claims_table_has_one_row_per_claim_and_a_verdict_each():
     t = C.claims_table(recs, matrices=lambda r: _matrices("same"))
     assert len(t) == len(C.SECTION4_CLAIMS)
     assert t["verdict"].str.match("supported|contradicted|not settled|no verdict").all()
-    # the rho runs are missing: Figure 6's claim has no verdict, the others do
-    rho = t[t["where"].str.contains("Figure 6")]
-    assert rho["verdict"].str.startswith("no verdict").all()
-    assert not t[~t["where"].str.contains("Figure 6")]["verdict"].str.startswith(
-        "no verdict").any()
+    # the rho runs and the compared methods' runs are missing: the claims of Figure 6 and
+    # Table 3 have no verdict, the others do
+    missing = t["where"].str.contains("Figure 6|Table 3")
+    assert missing.sum() == 1 + len(C.SECTION44_CLAIMS)
+    assert t[missing]["verdict"].str.startswith("no verdict").all()
+    assert not t[~missing]["verdict"].str.startswith("no verdict").any()
+
+
+def test_section_44_claims_pair_haan_with_compared_methods_by_seed():
+    """A compared method's row is its method's name; HAAN's is the recipe's variant."""
+    recs = [_rec("HAAN", s, 0.58) for s in range(3)] + \
+        [_rec("HAAN", s, 0.47, method="kcca") for s in range(3)] + \
+        [_rec("HAAN", s, 0.43 + 0.001 * s, method="dcca") for s in range(3)]
+    t = C.claims_table(recs, claims=C.SECTION44_CLAIMS).set_index("claim")
+    assert t.loc["HAAN beats KCCA", "verdict"] == "supported: holds on all 3 seeds"
+    assert t.loc["HAAN beats DCCA", "per seed"] == "+0.1500, +0.1490, +0.1480"
+    assert t.loc["the deep method DCCA beats the traditional KCCA (conclusion 1)",
+                 "verdict"] == "contradicted: fails on all 3 seeds"
+    assert t.loc["HAAN beats SGRAF", "verdict"].startswith("no verdict: 0 seed(s)")
