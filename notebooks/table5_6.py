@@ -80,9 +80,13 @@ from haan_core.tables import compare_over_seeds
 corel_runs = sweep.select(sweep.load_runs("corel5k"))   # the recipe's runs: no field changed
 corel = sweep.over_seeds(corel_runs, order=VARIANTS)
 todo, done = sweep.plan(sweep.GRIDS["table6"])
+extra_todo, extra_done = sweep.plan(sweep.GRIDS["table6"], seeds=(3, 4))
 print(f"{len(done)} of {len(done) + len(todo)} runs of the table6 grid (7 configurations x "
       f"seeds 0, 1, 2) are committed" + (f"; still to run: {', '.join(s.name for s in todo)}"
-                                         if todo else ""))
+                                         if todo else "")
+      + f"; of the extra seeds 3 and 4 (`--seeds 3,4`), {len(extra_done)} of "
+      f"{len(extra_done) + len(extra_todo)}"
+      + (f" ({', '.join(s.name for s in extra_done)})" if extra_done else ""))
 style_best(compare_over_seeds(corel, "corel5k"),
            caption="MEASURED on Corel 5K (mean and sd over the seeds listed) beside REPORTED "
                    "(Table 6, Corel 5K column)")
