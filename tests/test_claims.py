@@ -132,20 +132,20 @@ def test_every_row_a_claim_names_is_a_run_of_the_grids():
     made = {C.label({"variant": s.variant, "method": s.method,
                      "overrides": dict(s.overrides)}) for s in grid.specs()} | set(S.COMBINED)
     assert {"kcca", "dcca", "scan", "sgraf"} <= made
-    for claim in C.SECTION4_CLAIMS:
+    for claim in S.paper_claims():
         assert set(claim.rows) <= made, (claim.text, set(claim.rows) - made)
 
 
 def test_the_claims_table_has_one_row_per_claim_and_a_verdict_each():
     recs = [_rec(v, s, 0.5 + 0.01 * i, {"C": [2.0, 1.0]})
             for s in range(3) for i, v in enumerate(S.TABLE6_VARIANTS)]
-    t = C.claims_table(recs, matrices=lambda r: _matrices("same"))
-    assert len(t) == len(C.SECTION4_CLAIMS)
+    t = C.claims_table(recs, claims=S.paper_claims(), matrices=lambda r: _matrices("same"))
+    assert len(t) == len(S.paper_claims()) == len(S.SECTION44_CLAIMS) + len(C.SECTION4_CLAIMS)
     assert t["verdict"].str.match("supported|contradicted|not settled|no verdict").all()
     # the rho runs and the compared methods' runs are missing: the claims of Figure 6 and
     # Table 3 have no verdict, the others do
     missing = t["where"].str.contains("Figure 6|Table 3")
-    assert missing.sum() == 1 + len(C.SECTION44_CLAIMS)
+    assert missing.sum() == 1 + len(S.SECTION44_CLAIMS)
     assert t[missing]["verdict"].str.startswith("no verdict").all()
     assert not t[~missing]["verdict"].str.startswith("no verdict").any()
 
@@ -155,7 +155,7 @@ def test_section_44_claims_pair_haan_with_compared_methods_by_seed():
     recs = [_rec("HAAN", s, 0.58) for s in range(3)] + \
         [_rec("HAAN", s, 0.47, method="kcca") for s in range(3)] + \
         [_rec("HAAN", s, 0.43 + 0.001 * s, method="dcca") for s in range(3)]
-    t = C.claims_table(recs, claims=C.SECTION44_CLAIMS).set_index("claim")
+    t = C.claims_table(recs, claims=S.SECTION44_CLAIMS).set_index("claim")
     assert t.loc["HAAN beats KCCA", "verdict"] == "supported: holds on all 3 seeds"
     assert t.loc["HAAN beats DCCA", "per seed"] == "+0.1500, +0.1490, +0.1480"
     assert t.loc["the deep method DCCA beats the traditional KCCA (conclusion 1)",
