@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .claims import SECTION4_CLAIMS, Difference
 from .config import VARIANTS, HAANConfig
 from .errors import HAANInputError
 from .measured import MACHINE_FIELDS, RESULTS_DIR
@@ -463,32 +464,26 @@ COMBINED = {"sgraf": ("sgr", "saf")}
 # implementation here, so their claims are not listed. They live here, with the compared
 # methods' grids, because haan_core.claims is part of the code hash of the runs kept for
 # the book (haan_core.runs.code_hash): editing it would make the book train them again.
-def _section44_claims() -> tuple:
-    from .claims import Difference
-    t3 = "Section 4.4, Table 3"
-    return (
-        Difference("HAAN beats KCCA", t3, "HAAN", "kcca"),
-        Difference("HAAN beats DCCA", t3, "HAAN", "dcca"),
-        Difference("HAAN beats SCAN (\"significantly outperforms\", conclusion 4)", t3,
-                   "HAAN", "scan"),
-        Difference("HAAN beats SGRAF", t3, "HAAN", "sgraf"),
-        Difference("the deep method DCCA beats the traditional KCCA (conclusion 1)", t3,
-                   "dcca", "kcca"),
-        Difference("the deep method SCAN beats the traditional KCCA (conclusion 1)", t3,
-                   "scan", "kcca"),
-        Difference("the attention-based SCAN beats DCCA (\"significantly better\", "
-                   "conclusion 2)", t3, "scan", "dcca"),
-    )
-
-
-SECTION44_CLAIMS = _section44_claims()
+_T3 = "Section 4.4, Table 3"
+SECTION44_CLAIMS = (
+    Difference("HAAN beats KCCA", _T3, "HAAN", "kcca"),
+    Difference("HAAN beats DCCA", _T3, "HAAN", "dcca"),
+    Difference("HAAN beats SCAN (\"significantly outperforms\", conclusion 4)", _T3,
+               "HAAN", "scan"),
+    Difference("HAAN beats SGRAF", _T3, "HAAN", "sgraf"),
+    Difference("the deep method DCCA beats the traditional KCCA (conclusion 1)", _T3,
+               "dcca", "kcca"),
+    Difference("the deep method SCAN beats the traditional KCCA (conclusion 1)", _T3,
+               "scan", "kcca"),
+    Difference("the attention-based SCAN beats DCCA (\"significantly better\", "
+               "conclusion 2)", _T3, "scan", "dcca"),
+)
 
 
 def paper_claims() -> tuple:
     """Every claim of Sections 4.4-4.6 the committed Corel 5K runs can test, in the
     paper's order: :data:`SECTION44_CLAIMS`, then :data:`haan_core.claims.SECTION4_CLAIMS`
     (Sections 4.5-4.6). Pass to :func:`haan_core.claims.claims_table` as ``claims``."""
-    from .claims import SECTION4_CLAIMS
     return SECTION44_CLAIMS + SECTION4_CLAIMS
 
 
