@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from haan_core import HAANInputError
-from haan_core.methods.shan import SHANNet, shan_loss
+from haan_core.methods.shan import SHANNet, attended_cosines, cosine, shan_loss
 
 from .reference import cosine as cos
 from .reference import dot, norm
@@ -242,6 +242,28 @@ def test_encode_images_is_eq_1_per_patch_with_the_global_feature_as_a_last_regio
         net.encode_images(patches)
     with pytest.raises(HAANInputError, match="would ignore it"):
         _net().encode_images(patches, glob)
+
+
+@pytest.mark.parametrize("cfg", list(CONFIGS))
+def test_eq6_cosines_from_the_attention_weights_equal_the_cosines_of_the_vectors(cfg):
+    """The faster way to eq. 6 (``attended_cosines``, used by the network) against the
+    cosines of the attended vectors t*_i, v*_j themselves, and its gradients too."""
+    net = _net(**CONFIGS[cfg])
+    regions, (words, lengths) = _emb()
+    regions.requires_grad_(True)
+    with torch.no_grad():
+        parts = net.explain(regions, (words, lengths))
+    alpha, beta = parts["alpha"], parts["beta"]
+    R_v, R_t = attended_cosines(regions, words, alpha, beta)
+    want_v = cosine(regions[:, None], torch.einsum("abkj,bjd->abkd", alpha, words))
+    want_t = cosine(words[None], torch.einsum("abkj,akd->abjd", beta, regions))
+    torch.testing.assert_close(R_v, want_v, rtol=1e-12, atol=1e-14)
+    real = (torch.arange(words.shape[1])[None, :] < lengths[:, None]).expand(
+        regions.shape[0], -1, -1)       # eq. 6 at real words only; padding is masked later
+    torch.testing.assert_close(R_t[real], want_t[real], rtol=1e-12, atol=1e-14)
+    g_fast, = torch.autograd.grad(R_v.sum() + R_t[real].sum(), regions)
+    g_ref, = torch.autograd.grad(want_v.sum() + want_t[real].sum(), regions)
+    torch.testing.assert_close(g_fast, g_ref, rtol=1e-10, atol=1e-12)
 
 
 # ----------------------------------------------------------------- chunks and padding

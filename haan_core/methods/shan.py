@@ -122,15 +122,39 @@ def cross_attention(V: torch.Tensor, T: torch.Tensor, mask: torch.Tensor, A: tor
     return alpha, beta, t_star, v_star
 
 
-def l2l_score(V, T, t_star, v_star, mask, mu1: float = 0.3, reduce: str = "mean"):
+def attended_cosines(V: torch.Tensor, T: torch.Tensor, alpha: torch.Tensor,
+                     beta: torch.Tensor):
+    """SHAN eq. 6's cosines R_v(v_i, t*_i) (N, M, k) and R_t(t_j, v*_j) (N, M, n) from the
+    attention weights of eqs. 4-5, without the attended vectors: t*_i = sum_j alpha_ij t_j
+    gives v_i . t*_i = sum_j alpha_ij (v_i . t_j) and |t*_i|^2 = alpha_i^T (T T^T) alpha_i,
+    and v*_j the same with beta and V V^T. The same numbers as :func:`cosine` of the
+    vectors (up to rounding), in N x M x k x n operations instead of N x M x k x D."""
+    VT = torch.einsum("akd,bjd->abkj", V, T)                            # v_i . t_j
+    sq_t = torch.einsum("abkj,bjl,abkl->abk", alpha, T @ T.transpose(1, 2), alpha)
+    sq_v = torch.einsum("abkj,akl,ablj->abj", beta, V @ V.transpose(1, 2), beta)
+    # the norms floored like cosine()'s: a square root's gradient at 0 is infinite
+    norm_t = sq_t.clamp_min(EPS * EPS).sqrt()                           # |t*_i|
+    norm_v = sq_v.clamp_min(EPS * EPS).sqrt()                           # |v*_j|
+    R_v = (alpha * VT).sum(3) / (V.norm(dim=-1)[:, None] * norm_t).clamp_min(EPS)
+    R_t = (beta * VT).sum(2) / (T.norm(dim=-1)[None] * norm_v).clamp_min(EPS)
+    return R_v, R_t
+
+
+def l2l_score(V, T, t_star, v_star, mask, mu1: float = 0.3, reduce: str = "mean",
+              alpha=None, beta=None):
     """SHAN eqs. 6-7: S_L2L = mu1 * agg_i R_v(v_i, t*_i) + (1 - mu1) * agg_j R_t(t_j, v*_j).
 
     R_v, R_t are the cosines of eq. 6; agg is the mean over the k regions and over the
     n real words (``reduce="mean"``, the text's "taking average") or the sum (``"sum"``,
     eq. 7 as printed). Returns (S_L2L (N, M), R_v (N, M, k), R_t (N, M, n), 0 at padding).
+    Given the attention weights ``alpha``, ``beta`` of eqs. 4-5, the cosines come from
+    them (:func:`attended_cosines`, the faster way) and t_star, v_star are not read.
     """
-    R_v = cosine(V[:, None], t_star)                       # eq. 6, regions
-    R_t = cosine(T[None], v_star)                          # eq. 6, words
+    if alpha is not None and beta is not None:
+        R_v, R_t = attended_cosines(V, T, alpha, beta)     # eq. 6
+    else:
+        R_v = cosine(V[:, None], t_star)                   # eq. 6, regions
+        R_t = cosine(T[None], v_star)                      # eq. 6, words
     m = mask[None]
     R_t = torch.where(m, R_t, torch.zeros_like(R_t))
     if reduce == "mean":
@@ -161,14 +185,26 @@ class GatedFusion(nn.Module):
         self.dim = dim
         self.fc = nn.Linear(2 * dim, dim if gate == "vector" else 1)   # W_g and b_g
 
-    def gate(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        W = self.fc.weight
-        return torch.sigmoid(F.linear(x, W[:, :self.dim]) + F.linear(y, W[:, self.dim:],
-                                                                      self.fc.bias))
+    def project_fragment(self, x: torch.Tensor) -> torch.Tensor:
+        """W_g[:, :D] x + b_g, the fragment's part of eq. 8's W_g cat(x, y) + b_g."""
+        return F.linear(x, self.fc.weight[:, :self.dim], self.fc.bias)
 
-    def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        g = self.gate(x, y)
-        return g * x + (1 - g) * y
+    def project_message(self, y: torch.Tensor) -> torch.Tensor:
+        """W_g[:, D:] y, the message's part of eq. 8's W_g cat(x, y)."""
+        return F.linear(y, self.fc.weight[:, self.dim:])
+
+    def gate(self, x: torch.Tensor, y: torch.Tensor, wx: torch.Tensor | None = None,
+             wy: torch.Tensor | None = None) -> torch.Tensor:
+        """g of eq. 8. ``wx``, ``wy`` are ``project_fragment(x)``, ``project_message(y)``
+        when the caller has them already."""
+        wx = self.project_fragment(x) if wx is None else wx
+        wy = self.project_message(y) if wy is None else wy
+        return torch.sigmoid(wx + wy)
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor, wx: torch.Tensor | None = None,
+                wy: torch.Tensor | None = None) -> torch.Tensor:
+        g = self.gate(x, y, wx, wy)
+        return y + g * (x - y)                  # = g * x + (1 - g) * y, fewer passes
 
 
 class AttentionPool(nn.Module):
@@ -360,8 +396,9 @@ class SHANNet(nn.Module):
             raise HAANInputError(f"chunk_size must be a positive integer or None, "
                                  f"got {chunk_size!r}")
         mask = word_mask(lengths, n)
-        parts = [self._pairs(V, T[s:s + chunk_size], mask[s:s + chunk_size])
-                 for s in range(0, M, chunk_size)]
+        img_side = self._image_side(V)                     # once, not once per chunk
+        parts = [self._pairs(V, T[s:s + chunk_size], mask[s:s + chunk_size],
+                             img_side=img_side) for s in range(0, M, chunk_size)]
         return {key: torch.cat([p[key] for p in parts], dim=1)
                 for key in ("l2l", "g2l", "g2g", "score")}
 
@@ -374,14 +411,29 @@ class SHANNet(nn.Module):
         V, T, lengths = self._check_embeddings(img_emb, txt_emb)
         return self._pairs(V, T, word_mask(lengths, T.shape[1]), details=True)
 
-    def _pairs(self, V, T, mask, details=False) -> dict:
-        """Eqs. 3-16 for all images V (N, k, D) against the texts T (c, n, D)."""
-        A = affinity(self.proj_v(V), self.proj_t(T), self.affinity_kind)          # eq. 3
+    def _image_side(self, V) -> tuple:
+        """What eqs. 3 and 8 apply to the regions alone, whatever the text: W~_v V (eq. 3),
+        the visual fusion's fragment part and the textual fusion's message part of W_g
+        (eq. 8), each (N, k, .)."""
+        return self.proj_v(V), self.fuse_v.project_fragment(V), self.fuse_t.project_message(V)
+
+    def _pairs(self, V, T, mask, details=False, img_side=None) -> dict:
+        """Eqs. 3-16 for all images V (N, k, D) against the texts T (c, n, D);
+        ``img_side`` is ``_image_side(V)`` when the caller has it already."""
+        pv, wx_v, wy_v = self._image_side(V) if img_side is None else img_side
+        A = affinity(pv, self.proj_t(T), self.affinity_kind)                      # eq. 3
         alpha, beta, t_star, v_star = cross_attention(V, T, mask, A, self.lam)    # eqs. 4-5
         l2l, R_v, R_t = l2l_score(V, T, t_star, v_star, mask, self.mu1,
-                                  self.l2l_reduce)                                # eqs. 6-7
-        V_c = self.fuse_v(V[:, None], t_star)                                     # eq. 8
-        T_c = self.fuse_t(T[None], v_star)                                        # eq. 8
+                                  self.l2l_reduce, alpha, beta)                   # eqs. 6-7
+        # eq. 8's W_g y for every pair. The message y is an attention-weighted sum of the
+        # other side's fragments (t*_i of eq. 4, v*_j of eq. 5), and W_g is linear, so
+        # W_g y = sum_j alpha_ij (W_g t_j): the D x D product is taken once per word and
+        # region, not once per pair (the same number up to rounding, about D / n times
+        # fewer operations than projecting the N x M x k attended vectors).
+        t_msg = torch.einsum("abkj,bjo->abko", alpha, self.fuse_v.project_message(T))
+        v_msg = torch.einsum("abkj,ako->abjo", beta, wy_v)
+        V_c = self.fuse_v(V[:, None], t_star, wx_v[:, None], t_msg)               # eq. 8
+        T_c = self.fuse_t(T[None], v_star, wy=v_msg)                              # eq. 8
         v_c, gamma_v = self.pool_v(V_c)                                           # eq. 9
         t_c, gamma_t = self.pool_t(T_c, mask[None])                               # eq. 9
         t_c_star, alpha_g = attend_words(v_c, T, mask, self.g2l_temperature)      # eq. 10
