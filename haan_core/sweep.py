@@ -275,7 +275,9 @@ def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
     """Train one run and write its two files (the .npz, then the .json). Runs in a worker."""
     import torch
 
+    from .provenance import keep_freed_memory
     from .train import train
+    keep_freed_memory()          # a spawned worker does not inherit the command line's
     code = method_code(method=spec.method)
     if workers > 1:   # share the CPU's cores between the workers instead of oversubscribing
         import os
