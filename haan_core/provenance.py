@@ -48,9 +48,10 @@ def keep_freed_memory() -> bool:
     M_TRIM_THRESHOLD = unlimited). The methods that score every image-text pair with a
     network (SHAN, TSHSR, SCAN, SGRAF) allocate and free tensors of tens of MB many times
     an iteration, so on a CPU they spend much of their time in page faults: a SHAN training
-    step at Corel 5K shapes took 6.7 s with this and 10.5 s without it on this project's
-    2-core CPU (HAAN's step about 3 % less). It changes where tensors live, never a
-    number. Called by the command line and by each sweep worker; memory freed stays with
+    step at Corel 5K shapes (B = 128) took 2.8 s with this and 3.7 s without it on this
+    project's 2-core CPU (2 threads, nothing else running; 4.1 s and 5.5 s on one thread);
+    a HAAN epoch at Corel shapes took about 3 % less. It changes where tensors live, never
+    a number. Called by the command line and by each sweep worker; memory freed stays with
     the process until it exits. Returns whether it was applied: not on other systems or C
     libraries, nor when the environment sets HAAN_KEEP_FREED_MEMORY=0."""
     if os.environ.get("HAAN_KEEP_FREED_MEMORY", "1") == "0" or platform.system() != "Linux":
