@@ -2,10 +2,12 @@
 
 Notebooks that need the same trained model share it: ``cached_train(cfg)`` trains once
 and stores the result, the test similarity matrices and the weights under a key made of
-every configuration field, the device type and a hash of the haan_core code that computes
-results. A later call with the same key loads them instead of training again. Any change
-to that code gives new keys, so a cached number always comes from the method as it is now;
-changes to the modules that only present results (tables, the book runner) keep the cache.
+every configuration field, the device type and a hash of the haan_core code that a run of
+its method executes (:func:`haan_core.sweep.method_code`, the same hash the committed
+real-data runs carry). A later call with the same key loads them instead of training
+again. Any change to that code gives new keys, so a cached number always comes from the
+method as it is now; changes to other modules (tables, the book runner, the claims, another
+method) keep the cache.
 
 Entries are written to a temporary folder and renamed into place: an interrupted run
 leaves nothing half-written.
@@ -13,7 +15,6 @@ leaves nothing half-written.
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import os
 import shutil
@@ -30,29 +31,15 @@ from .provenance import PACKAGE_DIR, resolve_device
 _NOT_IN_KEY = {"progress"}
 
 
-# modules that only present results: changing them cannot change a trained number
-PRESENTATION = {"book.py", "tables.py", "experiments.py", "reported.py", "cli.py",
-                "__main__.py", "__init__.py", "provenance.py", "fetch.py", "measured.py",
-                "bench.py", "exercises.py", "query.py", "sweep.py"}
-
-
-def code_hash(training_only: bool = False) -> str:
-    """sha256 over haan_core's sources (and the reported tables).
-
-    ``training_only`` leaves out the presentation modules: cache keys use it, so editing
-    how a table is drawn does not retrain, while any change to the method does."""
+def code_hash() -> str:
+    """sha256 over all of haan_core's sources and the reported tables (what a book page
+    can show depends on all of them; a run's key uses :func:`haan_core.sweep.method_code`)."""
     h = hashlib.sha256()
     for path in sorted(PACKAGE_DIR.rglob("*")):
         if path.suffix not in (".py", ".csv") or "__pycache__" in path.parts:
             continue
-        rel = path.relative_to(PACKAGE_DIR)
-        if training_only and (path.suffix == ".csv" or str(rel) in PRESENTATION):
-            continue
-        h.update(str(rel).encode())
+        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
         h.update(path.read_bytes())
-    if training_only:   # the one function of a presentation module that changes numbers
-        from .provenance import exact_fp32
-        h.update(inspect.getsource(exact_fp32).encode())
     return h.hexdigest()
 
 
@@ -68,8 +55,9 @@ def default_cache_dir() -> Path:
 
 def run_key(cfg: HAANConfig) -> str:
     fields = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_IN_KEY}
+    from .sweep import method_code
     payload = {"config": fields, "device": resolve_device(cfg.device).type,
-               "code": code_hash(training_only=True)}
+               "code": method_code(method=cfg.method)}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()
                           ).hexdigest()[:20]
 

@@ -114,10 +114,21 @@ GRIDS["methods"] = Grid("methods", "corel5k", "Table 3: the compared methods",
 # The modules a HAAN run executes, and the one function of a presentation module that
 # changes its numbers (cuDNN's TF32 off). A run is "the same code" when these are byte for
 # byte the same, so adding another method, or editing how results are shown, keeps the
-# committed runs; any edit to these makes them to be run again.
+# committed runs; any edit to these makes them to be run again. The book's run cache and
+# its kept runs use the same hash (haan_core.runs.run_key). tests/test_sweep.py checks that
+# training a method imports no module of haan_core outside its list and
+# NOT_NUMERIC_MODULES.
 HAAN_MODULES = ("config.py", "corpora.py", "datasets.py", "errors.py", "features.py",
                 "losses.py", "metrics.py", "models.py", "similarity.py", "train.py")
 HAAN_FUNCTIONS = (("provenance.py", "exact_fp32"),)
+# modules a training run imports that compute no number of it: the package's entry, the
+# provenance record (its one numeric function is in HAAN_FUNCTIONS), and the modules that
+# methods/__init__.py imports when it loads, to read SGR's and SAF's recipe
+# (methods.sgraf.RECIPE, which imports methods.shan and methods.ranking): only an SGR or
+# SAF run (or a SHAN, TSHSR or SCAN run, for shan.py and ranking.py) executes their code,
+# and those methods' lists name them
+NOT_NUMERIC_MODULES = ("__init__.py", "provenance.py", "methods/sgraf.py",
+                       "methods/shan.py", "methods/ranking.py")
 
 
 def _function_source(module_text: str, name: str) -> str:
@@ -464,8 +475,7 @@ COMBINED = {"sgraf": ("sgr", "saf")}
 # "sgraf" is derived from an SGR and an SAF run by :func:`combined_runs`; ambiguity log,
 # entry 64). The other rows of Table 3 (JRL, JFSSL, MAVA, SCL, CGMN, NAAF, VSRN++) have no
 # implementation here, so their claims are not listed. They live here, with the compared
-# methods' grids, because haan_core.claims is part of the code hash of the runs kept for
-# the book (haan_core.runs.code_hash): editing it would make the book train them again.
+# methods' grids.
 _T3 = "Section 4.4, Table 3"
 SECTION44_CLAIMS = (
     Difference("HAAN beats KCCA", _T3, "HAAN", "kcca"),

@@ -1,9 +1,11 @@
 """The sweep: declared grids, one atomic pair of files per finished run, resume, executors,
 and the committed Corel 5K runs read back (their matrices give their own scores)."""
 import json
+import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -205,6 +207,34 @@ def test_a_methods_code_hash_sees_its_own_modules_and_no_others():
     assert S.method_code(edited("methods/dcca.py"), method="liu") == liu
     with pytest.raises(HAANInputError, match="METHOD_MODULES"):
         S.method_code(method="nope")
+
+
+_IMPORTED = """
+import json, sys
+from haan_core import HAANConfig
+from haan_core.train import train
+cfg = HAANConfig.for_dataset("synthetic", method=sys.argv[1], epochs=1, embed_dim=16,
+                             word_dim=8, batch_size=50, progress=False,
+                             extra={"n_train": 100, "n_val": 50, "n_test": 50})
+train(cfg)
+print(json.dumps(sorted(m.__file__ for name, m in sys.modules.items()
+                        if name.startswith("haan_core") and getattr(m, "__file__", None))))
+"""
+
+
+@pytest.mark.parametrize("method", ("haan",) + S.COMPARED)
+def test_training_a_method_imports_only_the_modules_its_code_hash_reads(method):
+    """The run cache, the kept book runs and the committed runs trust ``method_code``: a
+    module that training imports and the hash does not read could change numbers unseen."""
+    from haan_core.provenance import PACKAGE_DIR
+    proc = subprocess.run([sys.executable, "-c", _IMPORTED, method], capture_output=True,
+                          text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0, proc.stderr
+    imported = {str(Path(f).relative_to(PACKAGE_DIR)) for f in json.loads(
+        proc.stdout.strip().splitlines()[-1])}
+    hashed = set(S.HAAN_MODULES + S.METHOD_MODULES.get(method, ()) + S.NOT_NUMERIC_MODULES)
+    assert imported - hashed == set(), f"{method} imports modules its code hash skips"
+    assert "train.py" in imported
 
 
 def test_cli_lists_a_grid_and_refuses_a_run_without_data():
