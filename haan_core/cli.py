@@ -13,7 +13,7 @@ import typing
 
 from .config import HAANConfig
 from .errors import HAANInputError
-from .provenance import write_json
+from .provenance import keep_freed_memory, write_json
 
 DEMO_VARIANTS = ("HAAN-GCM", "HAAN-LCM", "HAAN")
 
@@ -290,7 +290,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> int:
-    from .provenance import keep_freed_memory
     parser = build_parser()
     ns = parser.parse_args(argv)
     keep_freed_memory()          # faster on a CPU, the same numbers (see its docstring)

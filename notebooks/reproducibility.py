@@ -30,9 +30,9 @@ cache_dir = None        # str or None: None keeps trained runs in runs/cache in 
 #   gives the same numbers bit for bit; the test suite checks this. On a GPU, cuDNN's
 #   GRU kernels may differ in the last digits.
 # - **Runs are cached.** A trained run is stored under `runs/cache/` with a key made of its
-#   full configuration, the device type and a hash of the haan_core code that computes
-#   results. Notebooks that need the same model share it, and any change to the method
-#   trains afresh.
+#   full configuration, the device type and a hash of the haan_core code that a run of its
+#   method executes (`sweep.method_code`). Notebooks that need the same model share it, and
+#   any change to that code trains afresh.
 # - **Reported numbers** come from `haan_core/paper_tables/*.csv`, copied from the paper.
 #   They are labelled REPORTED wherever they appear. Measured ones are labelled MEASURED and
 #   carry the provenance below.
