@@ -296,6 +296,51 @@ def test_one_sgr_step_equals_loop_over_nodes():
         assert (out[i, P:] == 0).all() and (edges[i, :, P:] == 0).all()
 
 
+def test_first_node_is_row_0_of_a_full_step():
+    """SGR's last step computes the global node alone (GraphReasoningStep.first_node): it
+    equals node 0 of the loop over nodes, whatever the padded nodes hold."""
+    torch.manual_seed(0)
+    step = GraphReasoningStep(S_DIM).double()
+    with torch.no_grad():
+        step.w_in.bias.normal_()
+        step.w_r.bias.normal_()
+    S = _rand(3, 6, S_DIM, seed=2)
+    mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [True] * 4 + [False] * 2])
+    S[~mask] = _rand(int((~mask).sum()), S_DIM, seed=3) * 40
+    with torch.no_grad():
+        first = step.first_node(S, mask)
+    w = step_weights(step)
+    for i in range(3):
+        P = int(mask[i].sum())
+        _close(first[i], ref_sgr_step(w, S[i, :P].tolist())[0][0], f"node 0 of {i}")
+
+
+@pytest.mark.parametrize("mode", ["eval", "train"])
+def test_scores_with_the_last_step_short_cut_send_the_same_gradients(mode):
+    """``similarity`` (SGR's last step for the global node alone) and ``explain`` (every
+    node updated) give the same scores and the same gradients to every parameter and to
+    the regions and words."""
+    net = _mode_net("sgr", mode)
+    regions, (words, lengths) = _emb(seed=3)
+    regions.requires_grad_(True)
+    words.requires_grad_(True)
+    weight = _rand(3, 4, seed=12)
+    inputs = [regions, words] + list(net.parameters())
+    got = []
+    for fast in (True, False):
+        score = net.similarity(regions, (words, lengths)) if fast \
+            else net.explain(regions, (words, lengths))["score"]
+        got.append((score.detach(), torch.autograd.grad((score * weight).sum(), inputs,
+                                                        allow_unused=True)))
+    (s1, g1), (s2, g2) = got
+    torch.testing.assert_close(s1, s2, rtol=1e-12, atol=1e-14)
+    for a, b in zip(g1, g2):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert g1[0].abs().sum() > 0
+
+
 @pytest.mark.parametrize("train", [False, True])
 def test_saf_weighting_equals_loop(train):
     """Eq. 9 and s_f with the batch norm: per caption, its statistics over all images and the

@@ -77,7 +77,12 @@ Shapes: N images with K regions, M texts of at most n words, width D, similarity
 s = ``sim_dim``. All N x M scores are computed at once, a chunk of texts at a time (no loop
 over images or texts); the largest intermediates are (N, chunk, n, D), (N, chunk, K, n)
 and (N, chunk, n + 1, max(n + 1, s)). All images are in every chunk, so the per-caption
-batch-norm statistics, and hence the scores, do not depend on the chunking.
+batch-norm statistics, and hence the scores, do not depend on the chunking. SGR is
+computed with two short cuts that change no number beyond rounding: eq. 6's W_in and W_out
+are multiplied together before they meet the nodes (:meth:`GraphReasoningStep.queries`),
+and in ``similarity`` the last step updates the global node alone, the only node read out
+(:meth:`GraphReasoningStep.first_node`; ``explain`` updates every node, and the tests hold
+the two to each other).
 
 Training recipe of the reference (README and ``opts.py``): Adam, lr 2e-4 decayed by 0.1
 once, batch 128, gradient norm clipped at 2, margin 0.2 with the hardest negative; on
@@ -204,15 +209,31 @@ class GraphReasoningStep(nn.Module):
         self.w_out = nn.Linear(sim_dim, sim_dim, bias=False)
         self.w_r = nn.Linear(sim_dim, sim_dim)
 
+    def queries(self, S: torch.Tensor) -> torch.Tensor:
+        """(W_in s_p + b_in)^T W_out for every node, so that eq. 6's logit of (p, q) is
+        this row times s_q: one s x s product per node instead of two (W_in and W_out
+        are folded, W_out^T W_in, before they meet the nodes)."""
+        w_out = self.w_out.weight
+        return F.linear(S, w_out.t() @ self.w_in.weight, w_out.t() @ self.w_in.bias)
+
     def edges(self, S: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Eq. 6: (..., P, P), rows p (every node), columns q (real nodes only)."""
-        logits = self.w_in(S) @ self.w_out(S).transpose(-1, -2)
+        logits = self.queries(S) @ S.transpose(-1, -2)
         return torch.softmax(logits.masked_fill(~mask[..., None, :], float("-inf")), dim=-1)
 
     def forward(self, S: torch.Tensor, mask: torch.Tensor):
         e = self.edges(S, mask)
         out = torch.relu(self.w_r(e @ S.masked_fill(~mask[..., None], 0.0)))   # eqs. 7-8
         return out.masked_fill(~mask[..., None], 0.0), e
+
+    def first_node(self, S: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Eqs. 6-8 for node 0 alone (the global node, always real): (..., P, s) ->
+        (..., s), the first row of :meth:`forward`'s nodes. The last step's other nodes
+        are never read, so SGR's last step computes only this one."""
+        logits = (self.queries(S[..., :1, :]) @ S.transpose(-1, -2)).squeeze(-2)
+        e = torch.softmax(logits.masked_fill(~mask, float("-inf")), dim=-1)
+        agg = (e[..., None] * S.masked_fill(~mask[..., None], 0.0)).sum(-2)
+        return torch.relu(self.w_r(agg))
 
 
 # ----------------------------------------------------------------- eq. 9: SAF
@@ -423,7 +444,10 @@ class SGRAFNet(nn.Module):
         return self.img_pool(V)[0], self.txt_pool(T, mask)[0]
 
     def _pairs(self, V, T, mask, v_glo, t_glo, details=False) -> dict:
-        """Eqs. 1-9 and the head for all images V (N, K, D) against texts T (c, n, D)."""
+        """Eqs. 1-9 and the head for all images V (N, K, D) against texts T (c, n, D).
+
+        Without ``details``, SGR's last step updates the global node alone
+        (:meth:`GraphReasoningStep.first_node`), the only node read out."""
         n = int(mask.sum(1).max())                  # this chunk's longest text
         T, mask = T[:, :n], mask[:, :n]
         alpha, attended = text_to_image_attention(V, T, mask, self.lam,
@@ -436,11 +460,16 @@ class SGRAFNet(nn.Module):
         out = {"bn_stats": None}
         if self.sgr is not None:
             S, steps, edges = nodes, [], []
-            for step in self.sgr:                                           # eqs. 6-8
+            last = len(self.sgr) - 1
+            for i, step in enumerate(self.sgr):                             # eqs. 6-8
+                if i == last and not details:
+                    vector = step.first_node(S, node_mask[None])
+                    break
                 S, e = step(S, node_mask[None])
                 steps.append(S)
                 edges.append(e)
-            vector = S[:, :, 0]                      # the global node
+            else:
+                vector = S[:, :, 0]                  # the global node
             if details:
                 out.update(steps=steps, edges=edges)
         else:
