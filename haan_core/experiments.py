@@ -31,15 +31,16 @@ def make_config(dataset="synthetic", variant="HAAN", **params) -> HAANConfig:
 # and the hash of the training code). A page that needs such a run and does not find it in
 # its own cache reads the kept one, and says so (kept_note); it trains when the key differs,
 # that is, as soon as the configuration or any training code differs from the run's. A kept
-# run holds the result JSON (scores, curves, provenance) and the test matrices in float16,
-# not the weights: a page that needs the network trains it (gcm_lcm, awl).
+# run holds the result JSON (scores, curves, provenance) and the test matrices (float16
+# where that keeps their test mAP, sweep.storage_dtype), not the weights: a page that needs the network trains it (gcm_lcm, awl).
 KEPT_DIR = RESULTS_DIR / "book_runs"
 KEEP_MIN_SECONDS = 10.0
 
 
 class KeptRun(Run):
     """A run read from :data:`KEPT_DIR`: scores, curves, provenance and test matrices
-    (float16, read back as float32), no weights."""
+    (float16 where that keeps their test mAP, else float32; read back as float32), no
+    weights."""
 
     def model(self, data):
         raise HAANInputError(
@@ -104,7 +105,7 @@ def kept_note(runs) -> str:
     return (f"KEPT, NOT TRAINED HERE: {labels} were read from the runs kept in the "
             f"repository (data/measured/book_runs: same configuration and same training "
             f"code as now), trained at {where} ({seconds:.0f} s of training in all; their "
-            f"test matrices are kept in float16). The parameter kept_runs = False trains "
+            f"test matrices are kept in float16 where that keeps their test mAP). The parameter kept_runs = False trains "
             f"them here.")
 
 

@@ -12,9 +12,11 @@ at each seed. Each finished run is written on its own, atomically, under
                   objective of each network at every iteration, the training time, and the
                   provenance (commit the run started from, configuration, seed, device, time;
                   no machine paths);
-  ``<run>.npz``   the test similarity matrices of C and F in float16 (the fused matrix is
-                  eq. 7 of the two) with the test labels: what Figures 5, 7 and 9 are drawn
-                  from without retraining. About 0.25 MB a run on Corel 5K (249 x 249 x 2).
+  ``<run>.npz``   the test similarity matrices of C and F (the fused matrix is eq. 7 of
+                  the two; a compared method's one matrix, S) with the test labels: what
+                  Figures 5, 7 and 9 are drawn from without retraining. Each is in float16
+                  where that keeps its test AVG mAP within 1e-4, in float32 otherwise
+                  (:func:`storage_dtype`). About 0.25 MB a run on Corel 5K (249 x 249 x 2).
 
 The .npz is written first and the .json last, so a .json means a whole run. A run whose
 .json holds the same configuration and the same training code (the hash of the modules
@@ -275,10 +277,18 @@ def record(spec: Spec, result, code: str, workers: int, matrices: Path,
             "concurrent_runs": workers,
             "machine_load_1min": load or {},   # before and after training
             "matrices": {"file": matrices.name, "bytes": matrices.stat().st_size,
-                         "dtype": "float16", "keys": sorted(result.test_eval["sims"].keys()
-                                                            - {"fused"})},
+                         "dtype": _stored_dtypes(matrices),
+                         "keys": sorted(result.test_eval["sims"].keys() - {"fused"})},
             "regenerate": f"python -m haan_core sweep <grid> --root DIR  (run {spec.name})",
             "provenance": prov}
+
+
+def _stored_dtypes(npz: Path):
+    """The dtype the matrices of ``npz`` are kept in: one name, or {key: name} when they
+    differ."""
+    with np.load(npz) as z:
+        kinds = {k: str(z[k].dtype) for k in z.files if not k.endswith("labels")}
+    return kinds.popitem()[1] if len(set(kinds.values())) == 1 else kinds
 
 
 def run_one(spec: Spec, root: str | None, device: str, results_dir=None,
@@ -311,12 +321,32 @@ def load_runs(dataset: str = "corel5k", results_dir=None, method: str | None = "
     return [r for r in runs if method is None or r.get("method", "haan") == method]
 
 
-def write_matrices(path, test_eval: dict, prefix: str = "", skip=()) -> Path:
-    """A run's test matrices (``test_eval["sims"]``, in float16, each key behind ``prefix``,
-    those in ``skip`` left out) and its labels (int32), as one compressed .npz written
-    atomically. Read back by :func:`read_matrices`."""
+# A test matrix is kept in float16 where its float16 copy gives the same test AVG mAP as
+# the matrix itself within this; otherwise in float32, as computed. Scores squeezed into a
+# narrow range (SAF's sigmoids on Corel 5K all lie in 0.77-0.81) tie in float16 and lose
+# their order: that run's copy gave 0.3579 for 0.3889.
+FLOAT16_MAP_TOLERANCE = 1e-4
+
+
+def storage_dtype(sim, img_labels, txt_labels) -> str:
+    """"float16" or "float32": how :func:`write_matrices` keeps the matrix ``sim``."""
     import torch
-    sims = {f"{prefix}{k}": v.to(torch.float16).numpy()
+
+    from .metrics import retrieval_scores
+    full = retrieval_scores(sim.float(), img_labels, txt_labels)["avg"]
+    half = retrieval_scores(sim.to(torch.float16).float(), img_labels, txt_labels)["avg"]
+    return "float16" if abs(half - full) <= FLOAT16_MAP_TOLERANCE else "float32"
+
+
+def write_matrices(path, test_eval: dict, prefix: str = "", skip=()) -> Path:
+    """A run's test matrices (``test_eval["sims"]``, each key behind ``prefix``, those in
+    ``skip`` left out) and its labels (int32), as one compressed .npz written atomically.
+    A matrix is kept in float16 where that keeps its test AVG mAP within
+    :data:`FLOAT16_MAP_TOLERANCE`, in float32 otherwise (:func:`storage_dtype`). Read back
+    by :func:`read_matrices`."""
+    import torch
+    il, tl = test_eval["img_labels"], test_eval["txt_labels"]
+    sims = {f"{prefix}{k}": v.to(getattr(torch, storage_dtype(v, il, tl))).numpy()
             for k, v in test_eval["sims"].items() if k not in skip and v is not None}
     labels = {k: test_eval[k].numpy().astype(np.int32) for k in ("img_labels", "txt_labels")}
 
@@ -331,7 +361,7 @@ def read_matrices(path) -> dict:
     int64."""
     import torch
     with np.load(path) as z:
-        return {k: torch.from_numpy(z[k].astype(np.float32 if z[k].dtype == np.float16
+        return {k: torch.from_numpy(z[k].astype(np.float32 if z[k].dtype.kind == "f"
                                                  else np.int64)) for k in z.files}
 
 

@@ -248,6 +248,33 @@ def test_cli_lists_a_grid_and_refuses_a_run_without_data():
     assert bad.returncode == 2 and "comma-separated integers" in bad.stderr
 
 
+def test_a_matrix_is_kept_in_float16_only_where_that_keeps_its_test_map(tmp_path):
+    """Scores spread over [-1, 1] are kept in float16; scores squeezed into a narrow range
+    (SAF's sigmoids on Corel 5K lie in 0.77-0.81), whose float16 copy ties and ranks
+    differently, are kept in float32, as computed; both read back as float32 and the
+    record names what was stored."""
+    import numpy as np
+    import torch
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(60) % 6
+    signal = (labels[:, None] == labels[None, :]).float()
+    wide = (signal + 2 * torch.rand(60, 60, generator=g)) / 3 * 2 - 1      # in [-1, 1]
+    narrow = 0.79 + 1e-4 * (signal + 3 * torch.rand(60, 60, generator=g))  # 0.79-0.7904
+    assert S.storage_dtype(wide, labels, labels) == "float16"
+    assert S.storage_dtype(narrow, labels, labels) == "float32"
+    half = retrieval_scores(narrow.half().float(), labels, labels)["avg"]
+    assert abs(half - retrieval_scores(narrow, labels, labels)["avg"]) > S.FLOAT16_MAP_TOLERANCE
+    ev = {"sims": {"C": wide, "S": narrow, "fused": None}, "img_labels": labels,
+          "txt_labels": labels}
+    npz = S.write_matrices(tmp_path / "m.npz", ev)
+    with np.load(npz) as z:
+        assert (z["C"].dtype, z["S"].dtype) == (np.float16, np.float32)
+    back = S.read_matrices(npz)
+    assert torch.equal(back["S"], narrow) and torch.equal(back["C"], wide.half().float())
+    assert back["img_labels"].dtype == torch.int64
+    assert S._stored_dtypes(npz) == {"C": "float16", "S": "float32"}
+
+
 COMMITTED = S.load_runs("corel5k", method=None)   # HAAN and the compared methods
 
 
