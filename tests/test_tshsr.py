@@ -194,10 +194,13 @@ def test_attention_weights_are_distributions_and_zero_at_padding():
     torch.testing.assert_close(beta.sum(3), torch.ones(beta.shape[:3], dtype=torch.float64))
 
 
+@pytest.mark.parametrize("relation_dim", [4, 2], ids=["W_p-W_q-folded", "direct"])
 @pytest.mark.parametrize("bias", [True, False])
-def test_one_hsr_layer_eqs_4_to_6_equals_loop(bias):
+def test_one_hsr_layer_eqs_4_to_6_equals_loop(bias, relation_dim):
+    """Eqs. 4-6 against the loop; relation width 4 of 5 multiplies W_p and W_q together
+    first, width 2 does not (HSRLayer.relation)."""
     torch.manual_seed(3)
-    layer = HSRLayer(5, 4, bias=bias).double()
+    layer = HSRLayer(5, relation_dim, bias=bias).double()
     with torch.no_grad():                      # a kernel that is far from symmetric
         layer.f.weight.copy_(_rand(1, 1, 3, 3, seed=9))
     counts = torch.tensor([6, 2, 4, 1])
@@ -211,6 +214,33 @@ def test_one_hsr_layer_eqs_4_to_6_equals_loop(bias):
             expected = torch.stack(ref_hsr(layer, list(S[b, :n])))
             torch.testing.assert_close(out[b, :n], expected, rtol=1e-10, atol=1e-12)
             assert (out[b, n:] == 0).all()
+
+
+@pytest.mark.parametrize("relation_dim", [4, 2], ids=["W_p-W_q-folded", "direct"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_last_node_is_that_row_of_the_whole_layer(bias, relation_dim):
+    """HSRLayer.last_node (the last layer, when only the global node is read out) gives
+    each pair's last real node as the whole layer does, values and gradients, whatever
+    the padded nodes hold."""
+    torch.manual_seed(3)
+    layer = HSRLayer(5, relation_dim, bias=bias).double()
+    with torch.no_grad():
+        layer.f.weight.copy_(_rand(1, 1, 3, 3, seed=9))
+    counts = torch.tensor([6, 2, 4, 1])
+    S = _rand(4, 6, 5, seed=5)
+    mask = torch.arange(6)[None, :] < counts[:, None]
+    S[~mask] = _rand(int((~mask).sum()), 5, seed=6, scale=30.0)
+    S.requires_grad_(True)
+    weight = _rand(4, 5, seed=7)
+    idx = counts - 1
+    whole = layer(S, mask)[torch.arange(4), idx]
+    alone = layer.last_node(S, mask, idx)
+    torch.testing.assert_close(alone, whole, rtol=1e-10, atol=1e-12)
+    inputs = [S] + list(layer.parameters())
+    g1 = torch.autograd.grad((whole * weight).sum(), inputs)
+    g2 = torch.autograd.grad((alone * weight).sum(), inputs)
+    for a, b in zip(g2, g1):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("cfg", [DEFAULT, OTHER, NO_HSR], ids=["default", "other", "M=0"])

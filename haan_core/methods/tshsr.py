@@ -207,7 +207,11 @@ class HSRLayer(nn.Module):
     R is 0 wherever a row or column is not a real node, so the convolution, which pads
     with zeros, sees each pair's real (L+1) x (L+1) matrix exactly as if it stood alone;
     padded nodes leave the layer as 0. Linear maps have a bias when ``bias``; the
-    paper gives no nonlinearity and no normalisation of R, and none is added.
+    paper gives no nonlinearity and no normalisation of R, and none is added. The pairs
+    of linear maps that meet the nodes one after the other (W_p and W_q in eq. 4, W_g and
+    W_r in eq. 6) are multiplied together first: the same numbers up to rounding, half the
+    products (tests compare the layer with a loop over the nodes of eqs. 4-6). Where only
+    the global node is read out, the last layer updates it alone (:meth:`last_node`).
     """
 
     def __init__(self, sim_dim: int, relation_dim: int | None = None, bias: bool = True):
@@ -221,18 +225,61 @@ class HSRLayer(nn.Module):
 
     def relation(self, S: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Eq. 4: R (B, P, P), 0 outside the real nodes."""
-        R = self.W_p(S) @ self.W_q(S).transpose(1, 2)
         pair = mask[:, :, None] & mask[:, None, :]
-        return R.masked_fill(~pair, 0.0)
+        return self.relation_rows(S, S).masked_fill(~pair, 0.0)
+
+    def relation_rows(self, rows: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+        """Eq. 4's R_pq = (W_p S_p + b_p) . (W_q S_q + b_q) for the nodes ``rows``
+        (B, r', s) against the nodes S (B, P, s) -> (B, r', P), nothing masked.
+
+        When the relation width r is at least half the similarity width s, W_p and W_q
+        are multiplied together before they meet the nodes, one s x s product per node
+        instead of two s x r ones (the same numbers up to rounding):
+        R_pq = (S_p^T W_p^T W_q + b_p^T W_q) S_q + (S_p . W_p^T b_q + b_p . b_q)."""
+        W_p, W_q = self.W_p.weight, self.W_q.weight                     # (r, s)
+        if 2 * W_p.shape[0] < W_p.shape[1]:
+            return self.W_p(rows) @ self.W_q(S).transpose(1, 2)
+        b_p, b_q = self.W_p.bias, self.W_q.bias
+        R = F.linear(rows, W_q.t() @ W_p, None if b_p is None else W_q.t() @ b_p) \
+            @ S.transpose(1, 2)
+        if b_q is not None:
+            R = R + F.linear(rows, (W_p.t() @ b_q)[None], (b_p @ b_q)[None])
+        return R
 
     def reweight(self, R: torch.Tensor) -> torch.Tensor:
         """Eq. 5: R' = R (.) sigmoid(f(R)); 0 where R is."""
         return R * torch.sigmoid(self.f(R.unsqueeze(1)).squeeze(1))
 
+    def update(self, R2: torch.Tensor, S: torch.Tensor, S_p: torch.Tensor) -> torch.Tensor:
+        """Eq. 6, W_r (R' (W_g S + b_g)) + b_r + S_p, for the rows R2 (B, r', P) of R'
+        and their own nodes S_p (B, r', s). W_r and W_g are multiplied together before
+        they meet the nodes: one s x s product per node instead of two."""
+        W_r = self.W_r.weight
+        out = F.linear(R2 @ S, W_r @ self.W_g.weight, self.W_r.bias)
+        if self.W_g.bias is not None:
+            out = out + R2.sum(-1, keepdim=True) * (W_r @ self.W_g.bias)
+        return out + S_p
+
     def forward(self, S: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         R2 = self.reweight(self.relation(S, mask))
-        out = self.W_r(R2 @ self.W_g(S)) + S                              # eq. 6
-        return out.masked_fill(~mask[:, :, None], 0.0)
+        return self.update(R2, S, S).masked_fill(~mask[:, :, None], 0.0)
+
+    def last_node(self, S: torch.Tensor, mask: torch.Tensor, idx: torch.Tensor
+                  ) -> torch.Tensor:
+        """Eqs. 4-6 for one node of each pair, its last real node (position ``idx``
+        (B,), a real node that no real node follows): (B, s), row ``idx`` of
+        :meth:`forward`'s output. Eq. 5's 3x3 convolution at that row reads R's rows
+        idx - 1, idx and idx + 1, and the last is 0, so only two rows of R are formed."""
+        B, P, s = S.shape
+        rows = torch.stack([(idx - 1).clamp_min(0), idx], dim=1)          # (B, 2)
+        S_rows = S.gather(1, rows[..., None].expand(B, 2, s))
+        keep = torch.stack([idx >= 1, torch.ones_like(idx, dtype=torch.bool)], dim=1)
+        R = self.relation_rows(S_rows, S).masked_fill(
+            ~(keep[:, :, None] & mask[:, None, :]), 0.0)                  # eq. 4, 2 rows
+        band = F.pad(R, (0, 0, 0, 1))                                      # row idx + 1: 0
+        f = self.f(band.unsqueeze(1)).squeeze(1)[:, 1]                     # eq. 5 at idx
+        R2 = (R[:, 1] * torch.sigmoid(f))[:, None]                         # (B, 1, P)
+        return self.update(R2, S, S_rows[:, 1:]).squeeze(1)                # eq. 6
 
 
 def i2t_nodes(s_i2t: torch.Tensor, s_g: torch.Tensor, lengths: torch.Tensor):
@@ -371,25 +418,36 @@ class TSHSRNet(nn.Module):
                                   self.sim_norm)
         return s_g, s_i2t, s_t2i
 
-    def reason(self, nodes: torch.Tensor, node_mask: torch.Tensor) -> torch.Tensor:
-        """Eqs. 4-6 repeated over the M layers: nodes (n, m, P, s), node_mask (m, P)."""
+    def reason(self, nodes: torch.Tensor, node_mask: torch.Tensor,
+               lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """Eqs. 4-6 repeated over the M layers: nodes (n, m, P, s), node_mask (m, P) ->
+        (n, m, P, s). With ``lengths`` (m,), only the global node S_{L+1} (position L)
+        is wanted: the last layer updates that node alone (:meth:`HSRLayer.last_node`)
+        and it is returned, (n, m, s)."""
         n, m, P, s = nodes.shape
         S = nodes.reshape(n * m, P, s)
         mask = node_mask[None].expand(n, m, P).reshape(n * m, P)
-        for layer in self.hsr:
+        layers = list(self.hsr)
+        if lengths is None:
+            for layer in layers:
+                S = layer(S, mask)
+            return S.view(n, m, P, s)
+        idx = lengths[None].expand(n, m).reshape(n * m)
+        for layer in layers[:-1]:
             S = layer(S, mask)
-        return S.view(n, m, P, s)
+        if layers:
+            return layers[-1].last_node(S, mask, idx).view(n, m, s)
+        return S.gather(1, idx[:, None, None].expand(-1, 1, s)).view(n, m, s)
 
     def global_representation(self, regions, words, lengths, v_bar=None, t_bar=None):
         """Eqs. 1-8 for every pair: S*_{i2t}, S*_{t2i} and S* = S*_{i2t} + S*_{t2i}, each
         (n, m, s)."""
         s_g, s_i2t, s_t2i = self.local_similarities(regions, words, lengths, v_bar, t_bar)
         nodes, node_mask = i2t_nodes(s_i2t, s_g, lengths)
-        S = self.reason(nodes, node_mask)                                  # eqs. 4-6
-        if self.readout == "global":
-            idx = lengths.view(1, -1, 1, 1).expand(S.shape[0], -1, 1, S.shape[3])
-            S_i2t = S.gather(2, idx).squeeze(2)                           # node S_{L+1}
+        if self.readout == "global":                                       # eqs. 4-6
+            S_i2t = self.reason(nodes, node_mask, lengths)                # node S_{L+1}
         else:
+            S = self.reason(nodes, node_mask)
             S_i2t = S.sum(2) / (lengths + 1).to(S.dtype)[None, :, None]
         S_t2i = t2i_alignment(s_t2i, s_g)                                  # eq. 7
         return S_i2t, S_t2i, S_i2t + S_t2i                                 # eq. 8
