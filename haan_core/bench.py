@@ -11,6 +11,9 @@ Every number is printed beside a reference measured in the same run, on the same
   achieves on the essential (N alpha x d) by (d x M beta) product, beside this machine's own
   measured matrix-product peak (fp32 and bf16);
 - mAP (eq. 25) on a 2000 x 2000 matrix against a loop over queries;
+- optionally, one training step of each named pairwise method (``--methods shan,sgr``; the
+  methods whose score is a network over each pair) beside HAAN's, at Corel shapes with the
+  method's own batch size, and the recipe each projects to (:func:`train_step`);
 - optionally, one book notebook executed through papermill (``--notebook NAME``).
 
 The data are generated in Corel's shapes (they are random, not Corel's), so the timings need
@@ -31,10 +34,12 @@ from .provenance import device_description, git_commit, resolve_device, write_js
 SIZES = {  # full: the shapes of the paper's Corel 5K recipe; quick: for the tests
     "full": {"n_train": 4493, "n_val": 250, "feat_dim": 1280, "embed_dim": 1024,
              "word_dim": 300, "batch_size": 100, "lcm_n": 1000, "lcm_d": 1024,
-             "loop_captions": 50, "map_n": 2000, "matmul": 4096, "epochs_recipe": 100},
+             "loop_captions": 50, "map_n": 2000, "matmul": 4096, "epochs_recipe": 100,
+             "corel_train": 4493},
     "quick": {"n_train": 200, "n_val": 50, "feat_dim": 32, "embed_dim": 32,
               "word_dim": 16, "batch_size": 50, "lcm_n": 40, "lcm_d": 32,
-              "loop_captions": 10, "map_n": 100, "matmul": 128, "epochs_recipe": 100},
+              "loop_captions": 10, "map_n": 100, "matmul": 128, "epochs_recipe": 100,
+              "corel_train": 4493},
 }
 
 
@@ -102,6 +107,60 @@ def bench_epoch(size: dict, precision: str, device: str) -> dict:
             "projected_recipe_s": result.train_seconds * size["epochs_recipe"]}
 
 
+# the methods whose score is a network over each image-text pair: their training step, not
+# HAAN's, decides how long their Corel 5K recipes take
+PAIRWISE = ("shan", "tshsr", "scan", "sgr", "saf")
+
+
+def train_step(method: str, size: dict, device: str, repeat: int = 3) -> dict:
+    """Seconds of one training step of ``method`` (every network: encoders, the B x B
+    similarity, the loss, backward, gradient clipping, Adam), best of ``repeat`` after a
+    warm-up, on one batch at Corel shapes with the method's own batch size (its recipe's;
+    HAAN's 100). The step is the body of :func:`haan_core.train.train`'s loop, as it is
+    there; the projected recipe is the step times the iterations of Corel 5K's training
+    split (``n_train`` pairs) times the recipe's epochs (validation not included)."""
+    import math
+
+    from .methods import recipe
+    from .train import build_model, image_input, make_loss
+    dev = resolve_device(device)
+    r = recipe(method, "corel5k") if method != "haan" else {}
+    B = min(r.get("batch_size", size["batch_size"]), size["n_train"])
+    data = make_synthetic(seed=0, n_train=B, n_val=2, n_test=2, feat_dim=size["feat_dim"],
+                          min_len=2, max_len=5)
+    cfg = HAANConfig.for_dataset("synthetic", method=method, batch_size=B,
+                                 embed_dim=size["embed_dim"], word_dim=size["word_dim"],
+                                 device=device, progress=False)
+    torch.manual_seed(0)
+    model = build_model(cfg, data, dev).to(dev)
+    nets = {k: n for k, n in model.networks().items()
+            if any(p.requires_grad for p in n.parameters())}
+    opts = {k: torch.optim.Adam(n.parameters(), lr=cfg.lr) for k, n in nets.items()}
+    loss_fn = make_loss(cfg)
+    b = data.batch(data.splits["train"], dev)
+
+    def step():
+        for key, net in nets.items():
+            img = net.encode_images(image_input(net, key, b))
+            txt = net.encode_texts(b["tokens"], b["lengths"])
+            loss = loss_fn(net.similarity(img, txt).float(), b["img_labels"], b["txt_labels"])
+            extra = getattr(net, "extra_loss", None)
+            if extra is not None:
+                loss = loss + extra(img, txt, b["img_labels"], b["txt_labels"])
+            opts[key].zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(net.parameters(), cfg.grad_clip)
+            opts[key].step()
+        loss.item()                       # waits for a GPU to finish
+    step()
+    seconds = _best_of(step, repeat)
+    epochs = r.get("epochs", size["epochs_recipe"])
+    per_epoch = math.ceil(size["corel_train"] / B)
+    return {"method": method, "batch_size": B, "step_s": seconds, "recipe_epochs": epochs,
+            "iterations_per_epoch": per_epoch,
+            "projected_recipe_s": seconds * per_epoch * epochs}
+
+
 def seed_spread(seeds=(0, 1, 2), precisions=("fp32", "bf16"), device: str = "cpu",
                 **overrides) -> dict:
     """Test mAP of the synthetic default (HAAN, 30 epochs) for each seed and precision: what
@@ -129,7 +188,8 @@ def seed_spread(seeds=(0, 1, 2), precisions=("fp32", "bf16"), device: str = "cpu
     return out
 
 
-def run(quick: bool = False, device: str = "auto", notebook: str | None = None) -> dict:
+def run(quick: bool = False, device: str = "auto", notebook: str | None = None,
+        methods=()) -> dict:
     size = SIZES["quick" if quick else "full"]
     dev = resolve_device(device)
     out = {"machine": {"device": device_description(dev), "python": platform.python_version(),
@@ -171,6 +231,8 @@ def run(quick: bool = False, device: str = "auto", notebook: str | None = None) 
     t_ref = time.perf_counter() - start
     out["map"] = {"n": m, "map_s": t_map, "loop_s": t_ref, "speedup": t_ref / t_map,
                   "difference": abs(ref - mean_average_precision(sim, labels, labels))}
+    if methods:   # each pairwise method's training step beside HAAN's, measured here too
+        out["steps"] = {m: train_step(m, size, device) for m in ("haan", *methods)}
     if notebook:
         import tempfile
         from pathlib import Path
@@ -205,6 +267,16 @@ def report(r: dict) -> str:
              f"{r['matmul_gflops']['fp32']:>14.1f}{lc['fraction_of_fp32_peak']:>8.2f}",
              f"{'mAP s, vectorised vs per-query loop':<46}{mp['map_s']:>14.4f}"
              f"{mp['loop_s']:>14.4f}{mp['speedup']:>8.1f}"]
+    if "steps" in r:
+        ref = r["steps"]["haan"]
+        for m, st in r["steps"].items():
+            if m == "haan":
+                continue
+            lines.append(f"{m + ' step s (B = ' + str(st['batch_size']) + ') vs HAAN (B = ' + str(ref['batch_size']) + ')':<46}"
+                         f"{st['step_s']:>14.2f}{ref['step_s']:>14.2f}"
+                         f"{st['step_s'] / ref['step_s']:>8.2f}")
+            lines.append(f"{'  ' + m + ' recipe s projected (E = ' + str(st['recipe_epochs']) + ')':<46}"
+                         f"{st['projected_recipe_s']:>14.0f}{ref['projected_recipe_s']:>14.0f}")
     if "notebook" in r:
         lines.append(f"{'notebook ' + r['notebook']['name'] + ' s':<46}"
                      f"{r['notebook']['seconds']:>14.1f}")
@@ -216,8 +288,9 @@ def report(r: dict) -> str:
     return "\n".join(lines)
 
 
-def main(quick: bool = False, device: str = "auto", out=None, notebook=None) -> dict:
-    r = run(quick=quick, device=device, notebook=notebook)
+def main(quick: bool = False, device: str = "auto", out=None, notebook=None,
+         methods=()) -> dict:
+    r = run(quick=quick, device=device, notebook=notebook, methods=methods)
     print(report(r))
     if out:
         write_json(out, r)

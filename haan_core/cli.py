@@ -172,7 +172,14 @@ def cmd_bench(ns) -> int:
             write_json(ns.out, r)
             print(f"wrote {ns.out}")
         return 0
-    bench(quick=ns.quick, device=ns.device, out=ns.out, notebook=ns.notebook)
+    methods = tuple(m.strip() for m in (ns.methods or "").split(",") if m.strip())
+    from .bench import PAIRWISE
+    bad = [m for m in methods if m not in PAIRWISE]
+    if bad:
+        raise HAANInputError(f"--methods takes the pairwise methods {', '.join(PAIRWISE)} "
+                             f"(comma-separated); got {', '.join(bad)}")
+    bench(quick=ns.quick, device=ns.device, out=ns.out, notebook=ns.notebook,
+          methods=methods)
     return 0
 
 
@@ -235,6 +242,9 @@ def build_parser() -> argparse.ArgumentParser:
     bn.add_argument("--quick", action="store_true",
                     help="tiny sizes, for testing the command (not a speed measurement)")
     bn.add_argument("--notebook", default=None, help="also time one book notebook, e.g. awl")
+    bn.add_argument("--methods", default=None,
+                    help="also time one training step of these pairwise methods beside "
+                         "HAAN's, at Corel shapes (e.g. shan,sgr,saf)")
     bn.add_argument("--seeds", default=None,
                     help="instead: test mAP of the synthetic default for these seeds "
                          "(e.g. 0,1,2) in fp32 and bf16, with mean and spread")

@@ -39,16 +39,40 @@ def test_per_query_map_reference_equals_the_metric():
 def test_bench_command_runs_and_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     proc = subprocess.run([sys.executable, "-m", "haan_core", "bench", "--quick", "--device",
-                           "cpu", "--out", str(out)], capture_output=True, text=True,
-                          timeout=600)
+                           "cpu", "--out", str(out), "--methods", "saf"], capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "QUICK sizes" in proc.stdout and "training epoch s, bf16 vs fp32" in proc.stdout
+    assert "saf step s (B = 128) vs HAAN (B = 100)" in proc.stdout
     r = json.loads(out.read_text())
+    assert set(r["steps"]) == {"haan", "saf"}
+    saf = r["steps"]["saf"]                  # SAF's recipe: batch 128, 30 epochs
+    assert (saf["batch_size"], saf["recipe_epochs"], saf["iterations_per_epoch"]) == (128, 30, 36)
+    assert saf["projected_recipe_s"] == pytest.approx(saf["step_s"] * 36 * 30)
     assert set(r["epoch"]) == {"fp32", "bf16"}
     for key in ("matmul_gflops", "lcm", "map", "machine"):
         assert key in r
     assert r["lcm"]["max_abs_difference"] < 1e-4 and r["map"]["difference"] < 1e-9
     assert r["epoch"]["fp32"]["iterations"] == 4           # 200 pairs in batches of 50
+
+
+def test_bench_refuses_a_method_that_is_not_pairwise():
+    proc = subprocess.run([sys.executable, "-m", "haan_core", "bench", "--quick",
+                           "--methods", "saf,liu"], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "--methods takes the pairwise methods" in proc.stderr and "liu" in proc.stderr
+
+
+def test_a_training_step_is_timed_at_the_batch_it_can_have():
+    """bench's training step takes the recipe's batch or the pairs there are, whichever is
+    smaller, and projects the recipe from Corel 5K's 4493 training pairs; a method and
+    HAAN (two networks) alike."""
+    from haan_core.bench import SIZES, train_step
+    size = dict(SIZES["quick"], n_train=16)
+    for method in ("sgr", "haan"):
+        r = train_step(method, size, "cpu", repeat=1)
+        assert r["batch_size"] == 16 and r["step_s"] > 0
+        assert r["iterations_per_epoch"] == 281               # 4493 pairs in batches of 16
 
 
 def test_precision_is_validated():
