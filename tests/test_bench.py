@@ -43,7 +43,7 @@ def test_bench_command_runs_and_writes_json(tmp_path):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert "QUICK sizes" in proc.stdout and "training epoch s, bf16 vs fp32" in proc.stdout
-    assert "saf step s (B = 128) vs HAAN (B = 100)" in proc.stdout
+    assert "saf step s (B = 128) vs HAAN (B = 50)" in proc.stdout   # quick: HAAN batch 50
     r = json.loads(out.read_text())
     assert set(r["steps"]) == {"haan", "saf"}
     saf = r["steps"]["saf"]                  # SAF's recipe: batch 128, 30 epochs
