@@ -274,9 +274,9 @@ def test_the_papers_relu_is_leaky_slope_0():
     _close(got["score"], ref["score"])
 
 
-def test_one_sgr_step_equals_loop_over_nodes():
-    """Eqs. 6-8 node by node, on the real nodes only; padded nodes, whatever they hold,
-    get no edge and leave the step as 0."""
+def _step_and_nodes():
+    """One SGR step with non-zero biases, and the nodes of 3 pairs with 6, 2 and 4 real
+    nodes; padded nodes hold large garbage."""
     torch.manual_seed(0)
     step = GraphReasoningStep(S_DIM).double()
     with torch.no_grad():
@@ -285,6 +285,13 @@ def test_one_sgr_step_equals_loop_over_nodes():
     S = _rand(3, 6, S_DIM, seed=2)
     mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [True] * 4 + [False] * 2])
     S[~mask] = _rand(int((~mask).sum()), S_DIM, seed=3) * 40     # garbage at padding
+    return step, S, mask
+
+
+def test_one_sgr_step_equals_loop_over_nodes():
+    """Eqs. 6-8 node by node, on the real nodes only; padded nodes, whatever they hold,
+    get no edge and leave the step as 0."""
+    step, S, mask = _step_and_nodes()
     with torch.no_grad():
         out, edges = step(S, mask)
     w = step_weights(step)
@@ -299,14 +306,7 @@ def test_one_sgr_step_equals_loop_over_nodes():
 def test_first_node_is_row_0_of_a_full_step():
     """SGR's last step computes the global node alone (GraphReasoningStep.first_node): it
     equals node 0 of the loop over nodes, whatever the padded nodes hold."""
-    torch.manual_seed(0)
-    step = GraphReasoningStep(S_DIM).double()
-    with torch.no_grad():
-        step.w_in.bias.normal_()
-        step.w_r.bias.normal_()
-    S = _rand(3, 6, S_DIM, seed=2)
-    mask = torch.tensor([[True] * 6, [True] * 2 + [False] * 4, [True] * 4 + [False] * 2])
-    S[~mask] = _rand(int((~mask).sum()), S_DIM, seed=3) * 40
+    step, S, mask = _step_and_nodes()
     with torch.no_grad():
         first = step.first_node(S, mask)
     w = step_weights(step)
