@@ -116,8 +116,10 @@ def train_step(method: str, size: dict, device: str, repeat: int = 3) -> dict:
     """Seconds of one training step of ``method`` (every network: encoders, the B x B
     similarity, the loss, backward, gradient clipping, Adam), best of ``repeat`` after a
     warm-up, on one batch at Corel shapes with the method's own batch size (its recipe's;
-    HAAN's 100). The step is the body of :func:`haan_core.train.train`'s loop, as it is
-    there; the projected recipe is the step times the iterations of Corel 5K's training
+    HAAN's 100). The step is the body of :func:`haan_core.train.train`'s loop, written
+    again here because moving it out of train.py would change the code hash of every
+    committed run; it differs in one thing, Adam's unfused update (the loop uses the fused
+    one), so it overstates a step slightly. The projected recipe is the step times the iterations of Corel 5K's training
     split (``n_train`` pairs) times the recipe's epochs (validation not included)."""
     import math
 
