@@ -263,7 +263,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("methods", help="list the methods --method selects, with their papers")
     sw = sub.add_parser("sweep", help="run a declared grid of real-data runs (table6, "
                                       "figure6); finished runs are kept and skipped")
-    sw.add_argument("grid", help="table6, figure6 (HAAN), a compared method's name (liu, "
+    sw.add_argument("grid", help="table6, figure6, precision (HAAN in bf16), a compared method's name (liu, "
                     "shan, tshsr, cca, kcca, dcca, scan, sgr, saf, dscmr) or methods (all of "
                     "them), or several: table6,figure6")
     sw.add_argument("--root", default=None, help="the dataset's folder")

@@ -111,6 +111,11 @@ for _m in COMPARED:
                      (("HAAN", (("method", _m),)),))
 GRIDS["methods"] = Grid("methods", "corel5k", "Table 3: the compared methods",
                         tuple(("HAAN", (("method", m),)) for m in COMPARED))
+# HAAN's recipe under bfloat16 autocast (ambiguity log, entry 33), beside Table 6's fp32
+# HAAN runs of the same seeds: what bf16 does to the time and the test mAP on real data
+GRIDS["precision"] = Grid("precision", "corel5k",
+                          "HAAN's recipe with --precision bf16 (the fp32 runs are table6's)",
+                          (("HAAN", (("precision", "bf16"),)),))
 
 
 # The modules a HAAN run executes, and the one function of a presentation module that

@@ -43,6 +43,11 @@ def test_the_declared_grids_are_the_papers():
         assert re.fullmatch(r"[A-Za-z0-9_.-]+", s.name)      # a plain file name
     with pytest.raises(HAANInputError, match="known"):
         S.grid_named("table7")
+    # bf16 is HAAN's recipe with one field changed: its own run names, the same seeds
+    bf = S.GRIDS["precision"].specs()
+    assert [s.name for s in bf] == [f"HAAN-precisionbf16-seed{k}" for k in (0, 1, 2)]
+    assert all(s.config().precision == "bf16" and s.config().epochs == 100 for s in bf)
+    assert S.identity(bf[0].config()) == {**S.identity(t6[6].config()), "precision": "bf16"}
 
 
 def test_finished_runs_are_written_and_skipped_and_a_code_change_reruns(tmp_path, monkeypatch):
