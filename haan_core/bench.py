@@ -29,7 +29,7 @@ import torch
 
 from .config import HAANConfig
 from .datasets import make_synthetic
-from .provenance import device_description, git_commit, resolve_device, write_json
+from .provenance import cpu_model, device_description, git_commit, resolve_device, write_json
 
 SIZES = {  # full: the shapes of the paper's Corel 5K recipe; quick: for the tests
     "full": {"n_train": 4493, "n_val": 250, "feat_dim": 1280, "embed_dim": 1024,
@@ -171,7 +171,7 @@ def seed_spread(seeds=(0, 1, 2), precisions=("fp32", "bf16"), device: str = "cpu
 
     from .train import train
     out = {"machine": {"device": device_description(resolve_device(device)),
-                       "torch": torch.__version__, **git_commit()},
+                       "cpu": cpu_model(), "torch": torch.__version__, **git_commit()},
            "dataset": "synthetic", "overrides": overrides, "runs": []}
     for precision in precisions:
         for seed in seeds:
@@ -194,8 +194,9 @@ def run(quick: bool = False, device: str = "auto", notebook: str | None = None,
         methods=()) -> dict:
     size = SIZES["quick" if quick else "full"]
     dev = resolve_device(device)
-    out = {"machine": {"device": device_description(dev), "python": platform.python_version(),
-                       "torch": torch.__version__, **git_commit()},
+    out = {"machine": {"device": device_description(dev), "cpu": cpu_model(),
+                       "python": platform.python_version(), "torch": torch.__version__,
+                       **git_commit()},
            "quick": quick, "sizes": size}
     # the machine's own matrix-product peak
     out["matmul_gflops"] = {"fp32": matmul_peak(size["matmul"], torch.float32, dev),
@@ -251,9 +252,10 @@ def report(r: dict) -> str:
     """The measured numbers as a plain-text table, each beside its reference."""
     e32, e16 = r["epoch"]["fp32"], r["epoch"]["bf16"]
     lc, mp = r["lcm"], r["map"]
-    lines = [f"MEASURED on {r['machine']['device']}, torch {r['machine']['torch']}, commit "
-             f"{(r['machine']['commit'] or 'none')[:10]}" + (" (QUICK sizes: not a speed "
-                                                             "measurement)" if r["quick"] else ""),
+    cpu = r["machine"].get("cpu")   # files measured before it was recorded lack it
+    lines = [f"MEASURED on {r['machine']['device']}" + (f", {cpu}" if cpu else "") +
+             f", torch {r['machine']['torch']}, commit {(r['machine']['commit'] or 'none')[:10]}"
+             + (" (QUICK sizes: not a speed measurement)" if r["quick"] else ""),
              "",
              f"{'what':<46}{'measured':>14}{'reference':>14}{'ratio':>8}",
              f"{'matmul peak GFLOP/s, bf16 vs fp32':<46}{r['matmul_gflops']['bf16']:>14.1f}"

@@ -74,6 +74,18 @@ def device_description(dev: torch.device) -> str:
            f"{threads} PyTorch thread{'s' if threads != 1 else ''})"
 
 
+def cpu_model() -> str | None:
+    """The processor's name ("AMD EPYC 9B14", say), or None where it cannot be read: timings
+    from two machines of the same core count can differ by half, so a timing names it."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip() or None
+    except OSError:
+        pass
+    return platform.processor() or None
+
+
 def git_commit() -> dict:
     """The commit of the haan_core checkout, and whether it had uncommitted changes."""
     def run(*args):

@@ -52,6 +52,10 @@ def test_bench_command_runs_and_writes_json(tmp_path):
     assert set(r["epoch"]) == {"fp32", "bf16"}
     for key in ("matmul_gflops", "lcm", "map", "machine"):
         assert key in r
+    from haan_core.provenance import cpu_model
+    assert r["machine"]["cpu"] == cpu_model()             # the processor is named
+    if r["machine"]["cpu"]:
+        assert f", {r['machine']['cpu']}, torch" in proc.stdout.splitlines()[0]
     assert r["lcm"]["max_abs_difference"] < 1e-4 and r["map"]["difference"] < 1e-9
     assert r["epoch"]["fp32"]["iterations"] == 4           # 200 pairs in batches of 50
 
@@ -95,3 +99,15 @@ def test_bf16_trains_with_fp32_losses_and_metrics():
     # 25 classes: chance mAP is about 0.06; both runs learn and land close together
     assert r.test["avg"] > 0.15 and fp32.test["avg"] > 0.15
     assert abs(r.test["avg"] - fp32.test["avg"]) < 0.03
+
+
+def test_cpu_model_reads_the_processor_name(monkeypatch, tmp_path):
+    import haan_core.provenance as P
+    info = tmp_path / "cpuinfo"
+    info.write_text("processor\t: 0\nvendor_id\t: X\nmodel name\t: Example CPU 9000\n")
+    real = P.Path
+    monkeypatch.setattr(P, "Path", lambda p: info if p == "/proc/cpuinfo" else real(p))
+    assert P.cpu_model() == "Example CPU 9000"
+    info.write_text("processor\t: 0\n")                   # no name: the platform's, or None
+    monkeypatch.setattr(P.platform, "processor", lambda: "")
+    assert P.cpu_model() is None

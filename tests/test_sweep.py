@@ -72,6 +72,8 @@ def test_a_run_record_holds_what_the_pages_need_and_no_machine_path(tmp_path):
     rec = next(r for r in S.load_runs("synthetic", tmp_path) if r["variant"] == "HAAN")
     assert rec["source"] == "measured" and rec["seed"] == 0
     assert set(rec["machine_load_1min"]) == {"before", "after"}
+    from haan_core.provenance import cpu_model
+    assert rec["cpu"] == cpu_model()                    # a CPU run names its processor
     assert set(rec["test_by_module"]) == {"C", "F", "fused"}
     assert len(rec["val_history"]) == 1
     obj = rec["objective"]
