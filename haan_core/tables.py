@@ -174,3 +174,27 @@ def compare_methods_over_seeds(summary: pd.DataFrame, dataset: str) -> pd.DataFr
         sources.append(source or "not reported")
     return _beside_seeds(summary, pd.DataFrame(rows, index=summary.index), dataset,
                          pd.Series(sources, index=summary.index))
+
+
+def precision_pairs(records: list, variant: str = "HAAN") -> pd.DataFrame:
+    """bf16 beside fp32 on the same seeds: for each seed with a committed run of ``variant``
+    in both precisions (the recipe's run, and the run whose one changed field is
+    ``precision: bf16``), both test AVGs, their difference (bf16 - fp32) and both training
+    times with the device each ran on. Seeds with only one of the two are left out."""
+    fp32 = {r["seed"]: r for r in records
+            if r["variant"] == variant and r.get("method", "haan") == "haan"
+            and not r.get("overrides")}
+    bf16 = {r["seed"]: r for r in records
+            if r["variant"] == variant and r.get("method", "haan") == "haan"
+            and r.get("overrides") == {"precision": "bf16"}}
+    rows = []
+    for seed in sorted(fp32.keys() & bf16.keys()):
+        a, b = fp32[seed], bf16[seed]
+        rows.append({"seed": seed, "fp32 AVG": a["avg"], "bf16 AVG": b["avg"],
+                     "bf16 - fp32": b["avg"] - a["avg"],
+                     "fp32 train s": round(a["train_seconds"]), "fp32 device": a["device"],
+                     "bf16 train s": round(b["train_seconds"]), "bf16 device": b["device"]
+                     + (f", {b['cpu']}" if b.get("cpu") else "")})
+    return pd.DataFrame(rows, columns=["seed", "fp32 AVG", "bf16 AVG", "bf16 - fp32",
+                                       "fp32 train s", "fp32 device", "bf16 train s",
+                                       "bf16 device"]).set_index("seed")

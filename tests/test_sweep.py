@@ -338,6 +338,24 @@ def test_over_seeds_is_mean_and_sample_sd_per_variant_computed_by_hand():
     assert t.loc["HAAN-GCM", ("sd", "avg")] != t.loc["HAAN-GCM", ("sd", "avg")]   # NaN, n=1
 
 
+def test_precision_pairs_put_each_seeds_bf16_run_beside_its_fp32_run():
+    from haan_core.tables import precision_pairs
+    recs = [_rec("HAAN", 0, 0.58), _rec("HAAN", 1, 0.57), _rec("HAAN", 3, 0.50),
+            _rec("HAAN", 0, 0.5807, precision="bf16"), _rec("HAAN", 1, 0.5650, precision="bf16"),
+            _rec("HAAN", 2, 0.59, precision="bf16"),             # no fp32 run: left out
+            _rec("HAAN", 0, 0.40, rho=0.2), _rec("HAAN-GCM", 0, 0.30, precision="bf16"),
+            {**_rec("HAAN", 1, 0.10), "method": "saf"}]            # not HAAN's recipe run
+    for i, r in enumerate(recs):
+        r.update(train_seconds=1000.0 + i, device="cpu (x86_64, 2 cores)", cpu="AMD EPYC")
+    t = precision_pairs(recs)
+    assert list(t.index) == [0, 1]
+    assert t.loc[0, "bf16 - fp32"] == pytest.approx(0.0007)
+    assert t.loc[1, "bf16 - fp32"] == pytest.approx(-0.005)
+    assert (t.loc[1, "fp32 AVG"], t.loc[1, "bf16 train s"]) == (0.57, 1004)
+    assert t.loc[0, "bf16 device"] == "cpu (x86_64, 2 cores), AMD EPYC"
+    assert precision_pairs(recs[:3]).empty
+
+
 @pytest.mark.parametrize("diffs,verdict", [
     ((0.01, 0.02, 0.03), "supported"), ((-0.01, -0.02, -0.03), "contradicted"),
     ((0.01, -0.02, 0.03), "not settled"), ((0.01, 0.02), "no verdict")])
