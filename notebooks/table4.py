@@ -66,18 +66,21 @@ rep.style.format("{:,.0f} s").set_caption("REPORTED in the paper: Table 4, train
 # on its machine ("runs at once" 1) is a timing of one run; runs that shared one GPU took
 # longer each, and their row says how many shared it. The paper's times are from one RTX
 # 2080 with VGG19 features, so the ratio says how the machines compare on this recipe, not
-# how the methods compare.
+# how the methods compare. The `precision` grid's runs (HAAN's recipe in bf16, `python -m
+# haan_core sweep precision`) are here too, with their precision named.
 
 # %%
 from haan_core import sweep
 
 corel_rows = []
-for r in sweep.select(sweep.load_runs("corel5k")):
+all_haan = sweep.load_runs("corel5k")
+for r in sweep.select(all_haan) + sweep.select(all_haan, "HAAN", precision="bf16"):
     ipe = r["objective"]["iterations_per_epoch"]
     epochs_run = len(r["val_history"])
     reported = rep.loc[r["variant"], DATASET_TITLES["corel5k"]] \
         if r["variant"] in rep.index else float("nan")
     corel_rows.append({"run": r["name"], "device (measured)": r["device"],
+                       "precision": r["provenance"]["config"].get("precision", "fp32"),
                        "runs at once": r["concurrent_runs"],
                        "measured s": r["train_seconds"],
                        "measured ms / iteration": 1000 * r["train_seconds"] / (ipe * epochs_run),
