@@ -181,12 +181,10 @@ def precision_pairs(records: list, variant: str = "HAAN") -> pd.DataFrame:
     in both precisions (the recipe's run, and the run whose one changed field is
     ``precision: bf16``), both test AVGs, their difference (bf16 - fp32) and both training
     times with the device each ran on. Seeds with only one of the two are left out."""
-    fp32 = {r["seed"]: r for r in records
-            if r["variant"] == variant and r.get("method", "haan") == "haan"
-            and not r.get("overrides")}
-    bf16 = {r["seed"]: r for r in records
-            if r["variant"] == variant and r.get("method", "haan") == "haan"
-            and r.get("overrides") == {"precision": "bf16"}}
+    from .sweep import select
+    haan = [r for r in records if r.get("method", "haan") == "haan"]
+    fp32 = {r["seed"]: r for r in select(haan, variant)}
+    bf16 = {r["seed"]: r for r in select(haan, variant, precision="bf16")}
     rows = []
     for seed in sorted(fp32.keys() & bf16.keys()):
         a, b = fp32[seed], bf16[seed]
