@@ -119,8 +119,11 @@ def provenance(config: dict, dev: torch.device, wall_seconds: float | None = Non
     """``commit``: :func:`git_commit` as read when the run started (the code that ran);
     read now when not given."""
     return {**(commit or git_commit()), "config": config, "seed": config.get("seed"),
-            "device": device_description(dev), "torch": torch.__version__,
-            "python": platform.python_version(),
+            "device": device_description(dev),
+            # fp32 training is bit-for-bit reproducible on one kind of CPU, not across kinds
+            # (BLAS picks other kernels on an Intel and an AMD CPU): the run names its CPU
+            "cpu": cpu_model() if dev.type == "cpu" else None,
+            "torch": torch.__version__, "python": platform.python_version(),
             "time_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
             "wall_seconds": wall_seconds}
 

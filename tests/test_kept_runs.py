@@ -12,6 +12,7 @@ import torch
 from haan_core import HAANConfig
 from haan_core import experiments as X
 from haan_core.errors import HAANInputError
+from haan_core.provenance import cpu_model
 from haan_core.runs import cached_train
 from haan_core.tables import provenance_table
 
@@ -60,13 +61,22 @@ def test_retraining_a_kept_run_gives_its_numbers_again(tmp_path):
     assert not any(tmp_path.iterdir())                # read, nothing trained
     fresh = X.book_run(cfg, cache_dir=tmp_path, kept=False)
     assert not isinstance(fresh, X.KeptRun)
-    for k in ("i2t", "t2i", "avg"):
-        assert fresh.result[k] == pytest.approx(kept.result[k], abs=1e-6)
-    assert fresh.result["best_epoch"] == kept.result["best_epoch"]
-    for k, v in fresh.test_eval["sims"].items():
-        if v is not None:      # kept in float16: within its rounding of values in [-1, 1]
-            assert torch.allclose(kept.test_eval["sims"][k], v, atol=1e-3, rtol=0)
     assert torch.equal(kept.test_eval["img_labels"], fresh.test_eval["img_labels"])
+    if kept.result["provenance"].get("cpu") == cpu_model():
+        # the same kind of CPU: fp32 training gives the kept numbers bit for bit
+        for k in ("i2t", "t2i", "avg"):
+            assert fresh.result[k] == pytest.approx(kept.result[k], abs=1e-6)
+        assert fresh.result["best_epoch"] == kept.result["best_epoch"]
+        for k, v in fresh.test_eval["sims"].items():
+            if v is not None:      # kept in float16: within its rounding of values in [-1, 1]
+                assert torch.allclose(kept.test_eval["sims"][k], v, atol=1e-3, rtol=0)
+    else:
+        # another kind of CPU (or a kept run that does not name its CPU): its BLAS sums in
+        # another order and training carries the last-bit differences on; measured between
+        # an AMD EPYC and an Intel Xeon: 0.0017 of test AVG mAP. A wrong configuration or
+        # other code moves it by far more.
+        for k in ("i2t", "t2i", "avg"):
+            assert fresh.result[k] == pytest.approx(kept.result[k], abs=0.01)
     # now in the cache: the cached run (with its weights) wins over the kept one
     again = X.book_run(cfg, cache_dir=tmp_path)
     assert not isinstance(again, X.KeptRun) and again.from_cache
