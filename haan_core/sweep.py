@@ -41,7 +41,7 @@ from .claims import SECTION4_CLAIMS, Difference
 from .config import VARIANTS, HAANConfig
 from .errors import HAANInputError
 from .measured import MACHINE_FIELDS, RESULTS_DIR
-from .provenance import atomic_write, cpu_model, write_json
+from .provenance import atomic_write, write_json
 
 RUNS_DIR = RESULTS_DIR / "runs"
 
@@ -279,7 +279,7 @@ def record(spec: Spec, result, code: str, workers: int, matrices: Path,
             "val_history": result.val_history,
             "objective": {"iterations_per_epoch": per_epoch, **_objective(result.loss_history)},
             "train_seconds": result.train_seconds, "device": result.device,
-            "cpu": cpu_model() if result.device.startswith("cpu") else None,
+            "cpu": prov.get("cpu"),            # read once, by provenance.provenance()
             "concurrent_runs": workers,
             "machine_load_1min": load or {},   # before and after training
             "matrices": {"file": matrices.name, "bytes": matrices.stat().st_size,
